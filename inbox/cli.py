@@ -1,0 +1,208 @@
+"""The `inbox` command: run the daemon, manage the store, import mail, look at conversations."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from inbox.config import ConfigError, LoadedConfig, load_config
+from inbox.log_setup import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+class AppContext:
+    """What every subcommand needs: the config path and overrides, loaded on first use."""
+
+    def __init__(self, config_path: Path | None, overrides: dict[str, Any]) -> None:
+        self.config_path = config_path
+        self.overrides = overrides
+        self._loaded: LoadedConfig | None = None
+
+    def config(self) -> LoadedConfig:
+        if self._loaded is None:
+            try:
+                self._loaded = load_config(self.config_path, overrides=self.overrides)
+            except ConfigError as error:
+                fail_with_config_error(error)
+            logging = self._loaded.settings.logging
+            configure_logging(logging.level, logging.format)
+        return self._loaded
+
+
+def fail_with_config_error(error: ConfigError) -> None:
+    click.echo(
+        f"inbox: the configuration cannot be used ({len(error.problems)} problems):", err=True
+    )
+    for problem in error.problems:
+        click.echo(f"  {error.source}: {problem}", err=True)
+    sys.exit(2)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (TOML). Default: $INBOX_CONFIG, else /etc/inbox/inbox.toml if present.",
+)
+@click.option("--database-url", help="Overrides database_url (also: INBOX_DATABASE_URL).")
+@click.version_option(package_name="inbox")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, database_url: str | None) -> None:
+    """Inbox: email, SMS and chat in one conversation store, routed by rules."""
+    overrides: dict[str, Any] = {}
+    if database_url:
+        overrides["database_url"] = database_url
+    ctx.obj = AppContext(config_path, overrides)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented example config (inbox.toml) and rules file (rules.yaml)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    templates = resources.files("inbox") / "templates"
+    for name in ("inbox.toml", "rules.yaml"):
+        target = directory / name
+        if target.exists() and not force:
+            raise click.ClickException(f"{target} exists (use --force to overwrite)")
+        target.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"wrote {target}")
+    click.echo(
+        f"next: edit {directory / 'inbox.toml'}, then: inbox --config "
+        f"{directory / 'inbox.toml'} run"
+    )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Poll every connector once, then exit.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Ingest the bundled multilingual demo Maildir instead of configured sources.",
+)
+@pass_app
+def run(app: AppContext, once: bool, demo: bool) -> None:
+    """Run the daemon in the foreground (systemd runs exactly this)."""
+    from inbox.daemon import Daemon
+    from inbox.plugins import build_connectors
+
+    if demo:
+        from inbox.demo import DEMO_MAILDIR
+
+        app.overrides["connectors"] = [
+            {"name": "demo", "type": "maildir", "path": str(DEMO_MAILDIR), "after_ingest": "leave"}
+        ]
+    loaded = app.config()
+    try:
+        connectors = build_connectors(loaded)
+    except ConfigError as error:
+        fail_with_config_error(error)
+    daemon = Daemon(loaded.settings, connectors)
+    daemon.install_signal_handlers()
+    totals = daemon.run(once=once)
+    if once:
+        click.echo(
+            f"stored {totals.stored} messages, {totals.duplicates} duplicate deliveries, "
+            f"{totals.raw_only} kept raw only, into {daemon.url_for_humans()}",
+            err=True,
+        )
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_app
+def db_upgrade(app: AppContext, revision: str) -> None:
+    """Apply the migrations (safe to repeat)."""
+    from inbox.db import upgrade
+
+    upgrade(app.config().settings.effective_database_url, revision)
+    click.echo("database is at revision " + revision)
+
+
+@db.command("current")
+@pass_app
+def db_current(app: AppContext) -> None:
+    """Print the schema revision of the store."""
+    from inbox.db import current_revision, make_engine
+
+    engine = make_engine(app.config().settings.effective_database_url)
+    click.echo(current_revision(engine) or "(empty: run `inbox db upgrade`)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--connector",
+    default="import",
+    show_default=True,
+    help="Name recorded as the source of these messages.",
+)
+@pass_app
+def ingest(app: AppContext, path: Path, connector: str) -> None:
+    """Import a Maildir, an mbox, a folder of .eml files, or one .eml file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from inbox.db import make_engine, make_sessionmaker, upgrade
+    from inbox.importer import open_source
+    from inbox.pipeline import BatchResult, Pipeline
+
+    settings = app.config().settings
+    try:
+        source = open_source(path)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    url = settings.effective_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
+    totals = BatchResult()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+        console=_stderr_console(),
+    ) as progress:
+        task = progress.add_task(f"{source.kind} {path.name}", total=source.count)
+        for batch in source.batches(connector, settings.ingest.batch_size):
+            totals.add(pipeline.ingest(batch))
+            progress.advance(task, len(batch.messages))
+    engine.dispose()
+    click.echo(
+        f"{source.count} messages: {totals.stored} stored, {totals.duplicates} duplicates, "
+        f"{totals.already_stored} already stored, {totals.parse_errors} parsed with errors, "
+        f"{totals.raw_only} kept raw only, {totals.crashed} crashed"
+    )
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _register_subcommands() -> None:
+    from inbox.cli_conversations import conversations, raw
+
+    main.add_command(conversations)
+    main.add_command(raw)
+
+
+_register_subcommands()

@@ -1,0 +1,186 @@
+"""The daemon's configuration: a TOML file, overridden by INBOX_* environment variables.
+
+Validated at the edge, before anything starts: every problem in the file is reported at once
+with the file, the key and what is wrong, including the settings of each connector (each
+connector declares its own pydantic model, the way Home Assistant integrations do).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_LANGUAGES = ("en", "fi", "et", "sv", "de", "ru", "el")
+SYSTEM_CONFIG = Path("/etc/inbox/inbox.toml")
+
+
+def default_data_dir() -> Path:
+    """systemd's StateDirectory= when running as a service, else the XDG data home."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "inbox"
+
+
+class ThreadingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: A reply found only by its subject joins a conversation whose last message is this recent.
+    subject_window_days: float = Field(default=14, gt=0)
+    #: A customer's message reopens a closed conversation within this window; later it starts
+    #: a new conversation linked to the old one.
+    reopen_window_days: float = Field(default=7, ge=0)
+
+
+class LoggingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: auto: readable on a terminal, JSON lines otherwise (journald, files, pipes).
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Messages per transaction. Larger batches amortize commits; smaller ones lose less work
+    #: to a crash and hold the SQLite write lock for less time.
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: A message larger than this is stored raw-only with a note, never dropped.
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Candidate languages for detection (ISO 639-1). Fewer candidates: faster and surer.
+    languages: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES))
+
+
+class ConnectorSettings(BaseModel):
+    """What every connector entry has; the rest is validated by the connector's own model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    type: str
+    enabled: bool = True
+    poll_seconds: float = Field(default=30, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INBOX_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database_url: str = ""
+    data_dir: Path = Field(default_factory=default_data_dir)
+    rules_file: Path | None = None
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    threading: ThreadingSettings = Field(default_factory=ThreadingSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    connectors: list[ConnectorSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment must win over them so
+        # that INBOX_DATABASE_URL overrides what the file says (12-factor, systemd Environment=).
+        return (env_settings, init_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'inbox.db'}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{source}: {problem}" for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    #: The file it came from, or "" for the built-in defaults.
+    path: str
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("INBOX_CONFIG")
+    if from_env:
+        return Path(from_env)
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG
+    return None
+
+
+def load_config(
+    path: Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> LoadedConfig:
+    """Read, merge with the environment, and validate. Raises ConfigError with every problem."""
+    found = find_config(path)
+    values: dict[str, Any] = {}
+    source = str(found) if found else "(defaults)"
+    if found is not None:
+        values = _read_toml(found)
+        base = found.parent
+        for key in ("data_dir", "rules_file"):
+            if isinstance(values.get(key), str):
+                values[key] = str((base / values[key]).expanduser())
+    values.update(overrides or {})
+    try:
+        settings = Settings(**values)
+    except ValidationError as error:
+        raise ConfigError(source, _describe(error)) from None
+    problems = _check_connector_names(settings)
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedConfig(settings=settings, path=str(found) if found else "")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), [f"not valid TOML: {error}"]) from None
+    except OSError as error:
+        raise ConfigError(str(path), [f"cannot read: {error.strerror}"]) from None
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"key '{key}': unknown setting")
+        else:
+            problems.append(f"key '{key}': {item['msg']}")
+    return problems
+
+
+def _check_connector_names(settings: Settings) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for index, connector in enumerate(settings.connectors):
+        if connector.name in seen:
+            problems.append(f"key 'connectors.{index}.name': '{connector.name}' is used twice")
+        seen.add(connector.name)
+    return problems

@@ -1,0 +1,63 @@
+"""One contact per customer: identities (email, phone, Slack id) resolve to contacts.
+
+Addresses arrive already normalized by the normalizers (lowercased email with an ASCII IDNA
+domain, E.164 phone); this module only finds or creates. Creation runs in a savepoint so that
+two workers meeting the same new sender on PostgreSQL end with one identity, not an error.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from inbox.models import Contact, Identity
+
+
+class IdentityResolver:
+    """Finds or creates identities, caching within one batch (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[tuple[str, str], Identity] = {}
+
+    def prefetch(self, kind: str, addresses: set[str]) -> None:
+        wanted = [a for a in addresses if (kind, a) not in self._cache]
+        for chunk_start in range(0, len(wanted), 500):
+            chunk = wanted[chunk_start : chunk_start + 500]
+            rows = self.session.scalars(
+                select(Identity).where(Identity.kind == kind, Identity.address.in_(chunk))
+            )
+            for identity in rows:
+                self._cache[(kind, identity.address)] = identity
+
+    def resolve(self, kind: str, address: str, display_name: str = "") -> Identity:
+        key = (kind, address)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        identity = self.session.scalar(
+            select(Identity).where(Identity.kind == kind, Identity.address == address)
+        )
+        if identity is None:
+            identity = self._create(kind, address, display_name)
+        self._cache[key] = identity
+        return identity
+
+    def _create(self, kind: str, address: str, display_name: str) -> Identity:
+        try:
+            with self.session.begin_nested():
+                contact = Contact(name=display_name)
+                identity = Identity(
+                    contact=contact, kind=kind, address=address, display_name=display_name
+                )
+                self.session.add_all([contact, identity])
+                self.session.flush()
+            return identity
+        except IntegrityError:
+            existing = self.session.scalar(
+                select(Identity).where(Identity.kind == kind, Identity.address == address)
+            )
+            if existing is None:
+                raise
+            return existing

@@ -1,0 +1,138 @@
+"""`inbox run`: poll every connector, push each batch through the pipeline, never die.
+
+One failing connector (an unreadable folder, a bug in its parser) is logged with its reason and
+retried with exponential backoff and jitter, while the others go on. SIGTERM and SIGINT let the
+batch in flight commit (it is one transaction) and then stop.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import structlog
+from sqlalchemy import select
+
+from connectors.base import Connector
+from inbox.config import Settings
+from inbox.db import make_engine, make_sessionmaker, upgrade
+from inbox.models import Cursor
+from inbox.pipeline import BatchResult, Pipeline
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class _ConnectorState:
+    connector: Connector
+    next_poll: float = 0.0
+    failures: int = 0
+    last_error: str = ""
+    totals: BatchResult = field(default_factory=BatchResult)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, connectors: Sequence[Connector]) -> None:
+        self.settings = settings
+        self.url = settings.effective_database_url
+        self.engine = make_engine(self.url)
+        self.pipeline = Pipeline(
+            make_sessionmaker(self.engine), make_sessionmaker(self.engine, writer=True), settings
+        )
+        self.states = [_ConnectorState(connector) for connector in connectors]
+        self.stopping = threading.Event()
+
+    def url_for_humans(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def run(self, *, once: bool = False) -> BatchResult:
+        """Poll until stopped (or one pass with `once`); returns the totals of this run."""
+        upgrade(self.url)
+        log.info(
+            "daemon_started",
+            connectors=[state.connector.name for state in self.states],
+            database=self.url_for_humans(),
+        )
+        if not self.states:
+            log.warning("no_connectors_configured")
+        try:
+            while not self.stopping.is_set():
+                for state in self.states:
+                    if self.stopping.is_set():
+                        break
+                    if once or time.monotonic() >= state.next_poll:
+                        self._poll(state)
+                if once:
+                    break
+                self.stopping.wait(self._seconds_to_next_poll())
+        finally:
+            for state in self.states:
+                state.connector.close()
+            self.engine.dispose()
+        totals = BatchResult()
+        for state in self.states:
+            totals.add(state.totals)
+        log.info(
+            "daemon_stopped",
+            stored=totals.stored,
+            duplicates=totals.duplicates,
+            raw_only=totals.raw_only,
+        )
+        return totals
+
+    def _poll(self, state: _ConnectorState) -> None:
+        connector = state.connector
+        try:
+            for batch in connector.fetch(self._cursors(connector.name), self._batch_size()):
+                result = self.pipeline.ingest(batch)
+                state.totals.add(result)
+                connector.acknowledge(batch)
+                if self.stopping.is_set():
+                    break
+        except Exception as error:
+            state.failures += 1
+            state.last_error = repr(error)
+            backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** min(state.failures, 10))
+            delay = backoff * random.uniform(0.5, 1.0)
+            log.exception(
+                "connector_failed",
+                connector=connector.name,
+                failures=state.failures,
+                retry_in_seconds=round(delay, 1),
+            )
+            state.next_poll = time.monotonic() + delay
+            return
+        state.failures = 0
+        state.next_poll = time.monotonic() + self._poll_seconds(connector)
+
+    def _cursors(self, connector_name: str) -> dict[str, str]:
+        with self.pipeline.readers() as session:
+            rows = session.scalars(select(Cursor).where(Cursor.connector == connector_name))
+            return {row.scope: row.value for row in rows}
+
+    def _batch_size(self) -> int:
+        return self.settings.ingest.batch_size
+
+    def _poll_seconds(self, connector: Connector) -> float:
+        return float(getattr(getattr(connector, "config", None), "poll_seconds", 30.0))
+
+    def _seconds_to_next_poll(self) -> float:
+        if not self.states:
+            return 60.0
+        soonest = min(state.next_poll for state in self.states)
+        return max(0.05, soonest - time.monotonic())

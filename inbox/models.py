@@ -1,0 +1,315 @@
+"""The conversation store's tables, as SQLAlchemy 2 typed models.
+
+Every schema change goes through an Alembic migration (alembic/versions); a test checks that
+these models and the migrations agree. Types are chosen to work the same on SQLite and
+PostgreSQL: JSON for small lists, LargeBinary for bytes, timezone-aware datetimes stored as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Explicit constraint names, so that migrations are the same on SQLite and PostgreSQL and
+# constraints can be dropped by name later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends.
+
+    SQLite has no time zones: SQLAlchemy hands back naive datetimes there. Storing UTC and
+    re-attaching UTC on the way out keeps "time is UTC and aware inside" true everywhere.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}  # noqa: RUF012
+
+
+class Contact(Base):
+    """One customer, whatever channel they write from."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="contact")
+
+
+class Identity(Base):
+    """An address a contact writes from: email (lowercased, IDNA), phone (E.164), Slack id."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="identities")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_contact_subject", "contact_id", "normalized_subject"),
+        Index("ix_conversations_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Random, unguessable: carried by our own replies (subject tag, Message-ID) for threading.
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str] = mapped_column(Text, default="")
+    normalized_subject: Mapped[str] = mapped_column(String(500), default="")
+    #: For SMS and chat: the channel's own thread key (number pair, Slack channel + thread_ts).
+    thread_key: Mapped[str | None] = mapped_column(String(300), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    team: Mapped[str | None] = mapped_column(String(100), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="")
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    previous_conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[datetime | None] = mapped_column()
+    last_customer_message_at: Mapped[datetime | None] = mapped_column()
+    first_response_due: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+    contact: Mapped[Contact | None] = relationship()
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.id"
+    )
+    tags: Mapped[list[Tag]] = relationship(secondary="conversation_tags", order_by="Tag.name")
+
+
+class RawRecord(Base):
+    """The bytes or payload exactly as fetched, kept even when parsing fails.
+
+    Exactly-once per (connector, external_id): a refetch of the same item is recognised here.
+    """
+
+    __tablename__ = "raw_messages"
+    __table_args__ = (UniqueConstraint("connector", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    folder: Mapped[str] = mapped_column(String(300), default="")
+    channel: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column()
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Why the message could not be parsed (or was stored raw-only); empty when all went well.
+    error: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_sent", "conversation_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    connector: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    direction: Mapped[str] = mapped_column(String(8), default="in")
+    sender_identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("identities.id", ondelete="SET NULL"), index=True
+    )
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    to_addresses: Mapped[list[str]] = mapped_column(default=list)
+    cc_addresses: Mapped[list[str]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    new_text: Mapped[str] = mapped_column(Text, default="")
+    quoted_text: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    #: Message-ID without angle brackets; indexed because replies find their parent by it.
+    message_id_header: Mapped[str] = mapped_column(String(998), default="", index=True)
+    in_reply_to: Mapped[list[str]] = mapped_column(default=list)
+    references: Mapped[list[str]] = mapped_column(default=list)
+    #: Same mail delivered twice (two of our addresses, two connectors) has the same key.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Why this message joined its conversation ("in-reply-to <id>", "subject", "new", ...).
+    thread_reason: Mapped[str] = mapped_column(String(300), default="")
+    auto_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+    list_mail: Mapped[bool] = mapped_column(Boolean, default=False)
+    bounce: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reasons: Mapped[list[str]] = mapped_column(default=list)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    parse_errors: Mapped[list[str]] = mapped_column(default=list)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id"
+    )
+
+
+class Blob(Base):
+    """Content-addressed bytes (SHA-256): an attachment sent a hundred times is stored once.
+
+    In the database rather than on disk so that it commits with the batch, on every server.
+    """
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(1000), default="")
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str] = mapped_column(String(500), default="")
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class ConversationTag(Base):
+    __tablename__ = "conversation_tags"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Event(Base):
+    """The audit trail: what happened to a conversation, by whom or which rule, and why."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(50))
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Cursor(Base):
+    """How far a connector got, per scope (folder, channel); advanced only in the commit that
+    stores what it covers."""
+
+    __tablename__ = "cursors"
+
+    connector: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True, default="")
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxItem(Base):
+    """A side effect waiting to leave (a Slack ping, later a reply), written in the same
+    transaction as the decision that caused it and sent after the commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,154 @@
+"""Which conversation an email belongs to, and why.
+
+In order of trust (DESIGN.md, "Threading"):
+
+1. Any Message-ID in In-Reply-To or References that we know. The whole chain is walked, newest
+   first, because an agent replying from their own client may rewrite In-Reply-To while the
+   older References survive.
+2. A conversation token that our own replies carry (subject tag `[#TOKEN]`, or our Message-ID
+   `<inbox.TOKEN....>` quoted back in References). Tokens are random, so a token in a subject
+   cannot join a stranger's mail to someone else's conversation, unlike a sequential ticket
+   number.
+3. The same contact with the same normalized subject, within a window, while the conversation
+   is open or pending. Scoped to the contact so that "Invoice" from two customers stays apart.
+
+Then the lifecycle: a customer's message to a pending conversation opens it again; to a closed
+one it reopens it within the reopen window, else starts a new conversation linked to the old.
+Automatic mail (auto-replies, bounces, bulk) joins but never reopens.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from inbox.config import ThreadingSettings
+from inbox.models import Conversation, Message
+from inbox.normalize.types import NormalizedMessage
+
+TOKEN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+TOKEN_LENGTH = 10
+TOKEN_IN_SUBJECT = re.compile(r"\[#([A-HJ-NP-Z2-9]{10})\]")
+TOKEN_IN_MESSAGE_ID = re.compile(r"^inbox\.([A-HJ-NP-Z2-9]{10})\.")
+OPEN_STATUSES = ("open", "pending")
+
+
+def new_token() -> str:
+    """About 50 bits of randomness, in an alphabet without look-alikes (no I, O, 0, 1)."""
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadDecision:
+    """The conversation to join (None: open a new one) and the reason, for the audit trail."""
+
+    conversation: Conversation | None
+    reason: str
+    #: The conversation was closed or pending and this message opens it again.
+    reopen: bool = False
+    #: A closed conversation found past the reopen window: the new one links to it.
+    previous: Conversation | None = None
+
+
+class EmailThreader:
+    def __init__(self, session: Session, settings: ThreadingSettings) -> None:
+        self.session = session
+        self.subject_window = timedelta(days=settings.subject_window_days)
+        self.reopen_window = timedelta(days=settings.reopen_window_days)
+
+    def decide(
+        self,
+        message: NormalizedMessage,
+        normalized_subject: str,
+        contact_id: int | None,
+        message_time: datetime,
+    ) -> ThreadDecision:
+        found = self._by_message_ids(message) or self._by_token(message)
+        if found is None and contact_id is not None and normalized_subject:
+            found = self._by_subject(contact_id, normalized_subject, message_time)
+        if found is None:
+            return ThreadDecision(None, "new conversation")
+        conversation, reason = found
+        return self._apply_lifecycle(conversation, reason, message, message_time)
+
+    def _by_message_ids(self, message: NormalizedMessage) -> tuple[Conversation, str] | None:
+        chain = [*message.in_reply_to, *reversed(message.references)]
+        wanted = list(dict.fromkeys(i for i in chain if i))
+        if not wanted:
+            return None
+        rows = self.session.execute(
+            select(Message.message_id_header, Message.conversation_id).where(
+                Message.message_id_header.in_(wanted)
+            )
+        ).all()
+        by_id = {row.message_id_header: row.conversation_id for row in rows}
+        for position, message_id in enumerate(wanted):
+            conversation_id = by_id.get(message_id)
+            if conversation_id is not None:
+                header = "in-reply-to" if message_id in message.in_reply_to else "references"
+                conversation = self.session.get(Conversation, conversation_id)
+                assert conversation is not None
+                hop = "" if position == 0 else f" (hop {position + 1} of the chain)"
+                return conversation, f"{header} <{message_id}>{hop}"
+        return None
+
+    def _by_token(self, message: NormalizedMessage) -> tuple[Conversation, str] | None:
+        tokens: list[tuple[str, str]] = []
+        match = TOKEN_IN_SUBJECT.search(message.subject)
+        if match:
+            tokens.append((match.group(1), "subject token"))
+        for message_id in (*message.in_reply_to, *message.references):
+            id_match = TOKEN_IN_MESSAGE_ID.match(message_id)
+            if id_match:
+                tokens.append((id_match.group(1), "reference token"))
+        for token, where in tokens:
+            conversation = self.session.scalar(
+                select(Conversation).where(Conversation.token == token)
+            )
+            if conversation is not None:
+                return conversation, f"{where} {token}"
+        return None
+
+    def _by_subject(
+        self, contact_id: int, normalized_subject: str, message_time: datetime
+    ) -> tuple[Conversation, str] | None:
+        candidates = self.session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.contact_id == contact_id,
+                Conversation.normalized_subject == normalized_subject,
+                Conversation.status.in_(OPEN_STATUSES),
+                Conversation.channel == "email",
+            )
+            .order_by(Conversation.last_message_at.desc())
+            .limit(5)
+        )
+        for conversation in candidates:
+            last = conversation.last_message_at or conversation.created_at
+            if abs(message_time - last) <= self.subject_window:
+                return conversation, f"same contact and subject '{normalized_subject}'"
+        return None
+
+    def _apply_lifecycle(
+        self,
+        conversation: Conversation,
+        reason: str,
+        message: NormalizedMessage,
+        message_time: datetime,
+    ) -> ThreadDecision:
+        automatic = message.flags.automatic
+        if conversation.status == "closed" and not automatic:
+            closed_at = conversation.closed_at or conversation.updated_at
+            if message_time - closed_at > self.reopen_window:
+                return ThreadDecision(
+                    None, f"{reason}; closed past the reopen window", previous=conversation
+                )
+            return ThreadDecision(conversation, reason, reopen=True)
+        if conversation.status == "pending" and not automatic:
+            return ThreadDecision(conversation, reason, reopen=True)
+        return ThreadDecision(conversation, reason)
