@@ -1,0 +1,157 @@
+"""Ingest throughput: bare parsing, normalizing, and the whole pipeline into SQLite and PostgreSQL.
+
+    python bench/ingest.py [--messages 10000] [--postgres URL | --no-postgres] [--batch-size 200]
+
+Generates N varied messages (languages, charsets, HTML, attachments, replies) into a Maildir,
+then in one run prints messages/s for:
+
+- the bare `email.message_from_bytes(..., policy=compat32)` parse (the ceiling for Python),
+- normalize only (our parser: charsets, HTML to text, reply split, language detection),
+- the whole pipeline, Maildir connector to committed rows, into SQLite and into PostgreSQL,
+
+with the resident memory sampled as the pipeline goes (it must stay flat as N grows) and the
+peak. A benchmark, not a test: it prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import os
+import resource
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from email import policy
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from connectors.maildir import MaildirConfig, MaildirConnector
+from inbox.config import Settings
+from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
+from inbox.demo.generate import write_maildir
+from inbox.log_setup import configure_logging
+from inbox.normalize.email import normalize_email
+from inbox.pipeline import Pipeline
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def files(maildir: Path) -> Iterator[bytes]:
+    for path in sorted((maildir / "new").iterdir()):
+        yield path.read_bytes()
+
+
+def rate(label: str, n: int, work: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    per_second = n / seconds
+    print(f"{label:<34} {per_second:>8,.0f} msg/s   ({seconds:6.2f} s)")
+    return per_second
+
+
+def parse_bare(maildir: Path) -> None:
+    for payload in files(maildir):
+        email.message_from_bytes(payload, policy=policy.compat32)
+
+
+def normalize_all(maildir: Path, languages: list[str]) -> None:
+    for payload in files(maildir):
+        normalize_email(payload, languages=languages)
+
+
+def pipeline_into(url: str, maildir: Path, batch_size: int, samples: list[str]) -> None:
+    upgrade(url)
+    engine = make_engine(url)
+    settings = Settings(database_url=url)
+    pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
+    connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
+    done = 0
+    next_sample = 2000
+    for batch in connector.fetch({}, batch_size):
+        pipeline.ingest(batch)
+        done += len(batch.messages)
+        if done >= next_sample:
+            samples.append(f"{done}: {rss_mb():.0f} MB")
+            next_sample += 2000
+    engine.dispose()
+
+
+def postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{base_url}{separator}options=-csearch_path%3D{schema}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Inbox ingest throughput")
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("INBOX_TEST_DATABASE_URL", DEFAULT_POSTGRES)
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    languages = Settings().ingest.languages
+    with tempfile.TemporaryDirectory() as scratch:
+        maildir = Path(scratch) / "maildir"
+        started = time.perf_counter()
+        write_maildir(maildir, args.messages, seed=1)
+        size = sum(p.stat().st_size for p in (maildir / "new").iterdir())
+        print(
+            f"{args.messages:,} messages, {size / 1e6:.1f} MB, generated in "
+            f"{time.perf_counter() - started:.1f} s; batch size {args.batch_size}"
+        )
+        n = args.messages
+        bare = rate("bare compat32 parse", n, lambda: parse_bare(maildir))
+        rate("normalize only", n, lambda: normalize_all(maildir, languages))
+        rate("normalize, no language detection", n, lambda: normalize_all(maildir, []))
+        samples: list[str] = []
+        sqlite_url = f"sqlite:///{scratch}/bench.db"
+        sqlite = rate(
+            "pipeline into SQLite",
+            n,
+            lambda: pipeline_into(sqlite_url, maildir, args.batch_size, samples),
+        )
+        print(f"{'':<34} RSS as it went: {', '.join(samples)}")
+        print(f"{'':<34} {sqlite / bare:.0%} of the bare compat32 rate")
+        if not args.no_postgres:
+            url, drop = postgres_schema(args.postgres)
+            try:
+                samples = []
+                rate(
+                    "pipeline into PostgreSQL",
+                    n,
+                    lambda: pipeline_into(url, maildir, args.batch_size, samples),
+                )
+                print(f"{'':<34} RSS as it went: {', '.join(samples)}")
+            finally:
+                drop()
+    print(f"peak RSS: {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure normalizers: raw bytes or payloads in, NormalizedMessage out. No I/O here."""

@@ -1,0 +1,54 @@
+"""Mail addresses to one canonical form, so one customer is one identity.
+
+Canonical: the whole address lowercased (providers treat local parts case-insensitively in
+practice, and customers type them every which way), the domain in ASCII (IDNA/punycode), so
+`ivan@пример.рф` and `ivan@xn--e1afmkfd.xn--p1ai` are the same identity. ASCII because that is
+what SMTP envelopes, DKIM and most logs carry.
+"""
+
+from __future__ import annotations
+
+from email.utils import getaddresses
+
+import idna
+
+from inbox.normalize.headers import decode_value, unescape_raw
+from inbox.normalize.types import Address
+
+
+def normalize_address(address: str) -> str:
+    address = address.strip().strip("<>").strip()
+    if "@" not in address:
+        return address.lower()
+    local, _, domain = address.rpartition("@")
+    return f"{local.lower()}@{ascii_domain(domain)}"
+
+
+def ascii_domain(domain: str) -> str:
+    domain = domain.strip().rstrip(".").lower()
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        try:
+            return domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return domain  # not a valid IDN; keep it, lowercased, rather than lose the sender
+
+
+def parse_addresses(values: list[str]) -> tuple[Address, ...]:
+    """Addresses from one or more header values; names decoded (RFC 2047), addresses
+    normalized. Parsing happens before decoding: a decoded name may contain commas."""
+    found = []
+    for raw_name, raw_address in getaddresses([unescape_raw(str(v)) for v in values if v]):
+        if not raw_address and not raw_name:
+            continue
+        address = decode_value(raw_address) if "=?" in raw_address else raw_address
+        if "@" not in address and "@" in raw_name:
+            address, raw_name = raw_name, ""
+        if not address:
+            continue
+        name = decode_value(raw_name).strip('"').strip()
+        found.append(Address(address=normalize_address(address), name=name))
+    return tuple(dict.fromkeys(found))

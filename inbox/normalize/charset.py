@@ -1,0 +1,179 @@
+"""Bytes to text when the label may be wrong, missing or unknown.
+
+Order: the declared charset (through an alias table, the way browsers read labels: ASCII and
+Latin-1 mean windows-1252), checked for plausibility; then UTF-8; then detection with
+charset-normalizer; last, UTF-8 with replacement characters. Never an empty result for a
+non-empty input: "???" or an empty body because decoding failed is what we are here to prevent.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from functools import lru_cache
+
+from charset_normalizer import from_bytes
+
+#: Labels seen in real mail that Python does not know, or knows as something narrower than
+#: what senders mean (WHATWG Encoding Standard, and mail clients' habits).
+ALIASES = {
+    "us-ascii": "windows-1252",
+    "ascii": "windows-1252",
+    "ansi_x3.4-1968": "windows-1252",
+    "iso-8859-1": "windows-1252",
+    "iso8859-1": "windows-1252",
+    "iso_8859-1": "windows-1252",
+    "latin1": "windows-1252",
+    "latin-1": "windows-1252",
+    "l1": "windows-1252",
+    "cp-850": "cp850",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "euc-cn": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "x-sjis": "cp932",
+    "sjis": "cp932",
+    "windows-31j": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "utf8": "utf-8",
+    "utf8mb4": "utf-8",
+    "x-utf-8": "utf-8",
+    "unicode-1-1-utf-7": "utf-7",
+    "iso-8859-8-i": "iso-8859-8",
+    "x-mac-cyrillic": "mac-cyrillic",
+    "tis-620": "cp874",
+    "windows-874": "cp874",
+    "x-user-defined": "windows-1252",
+}
+
+#: Single-byte Latin charsets under which text in another script turns into plausible-looking
+#: accented letters ("Ïðèâåò" for "Привет"): those labels are checked before being believed.
+_LATIN_FAMILY = {"cp1252", "iso8859-15", "iso8859-2", "cp1250", "iso8859-13", "cp1257"}
+
+
+#: What detection chooses among once Latin text is ruled out. Restricting the candidates makes
+#: short texts come out right: unrestricted detection reads a Finnish sentence as Big5.
+NON_LATIN_CANDIDATES = [
+    "utf_8",
+    "cp1251",
+    "koi8_r",
+    "koi8_u",
+    "iso8859_5",
+    "cp866",
+    "mac_cyrillic",
+    "cp1253",
+    "iso8859_7",
+    "shift_jis",
+    "euc_jp",
+    "gb18030",
+    "big5",
+    "cp949",
+    "cp1254",
+    "cp1255",
+    "cp1256",
+    "iso8859_13",
+    "cp1257",
+    "cp1250",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    text: str
+    charset: str
+    #: Why the result may not be what the sender wrote (empty when the label was right).
+    problem: str = ""
+
+
+@lru_cache(maxsize=256)
+def codec_for(label: str | None) -> str | None:
+    """The Python codec for a MIME charset label, or None if unknown or absent."""
+    if not label:
+        return None
+    cleaned = label.strip().strip("\"'").lower()
+    cleaned = ALIASES.get(cleaned, cleaned)
+    try:
+        return codecs.lookup(cleaned).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, declared: str | None) -> Decoded:
+    if not data:
+        return Decoded("", declared or "")
+    if data.isascii() and b"\x1b" not in data:
+        return Decoded(data.decode("ascii"), "ascii")
+    codec = codec_for(declared)
+    if codec is not None:
+        try:
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            pass
+        else:
+            if codec not in _LATIN_FAMILY or _plausible_latin(text):
+                return Decoded(text, codec)
+            # A Latin label on text that is mostly accented capitals and symbols: mislabelled.
+            better = _detect(data)
+            if better is not None and better.charset != codec:
+                return Decoded(better.text, better.charset, f"charset {declared!r} was wrong")
+            return Decoded(text, codec)
+    problem = f"unknown charset {declared!r}" if declared and codec is None else ""
+    if declared and codec is not None:
+        problem = f"text is not valid {declared}"
+    japanese = _iso2022_jp(data)
+    if japanese is not None:
+        return japanese
+    try:
+        return Decoded(data.decode("utf-8"), "utf-8", problem)
+    except UnicodeDecodeError:
+        pass
+    # Unlabelled 8-bit mail from our customers is most often Western European (Finnish,
+    # Swedish, German, Estonian all fit windows-1252). Believe it when the text reads as Latin.
+    western = data.decode("cp1252", "replace")
+    if _plausible_latin(western):
+        return Decoded(western, "cp1252", problem or "charset guessed")
+    detected = _detect(data)
+    if detected is not None:
+        return Decoded(detected.text, detected.charset, problem or "charset guessed")
+    return Decoded(
+        data.decode("utf-8", "replace"), "utf-8", problem or "undecodable bytes replaced"
+    )
+
+
+def _detect(data: bytes) -> Decoded | None:
+    # Cap the input so a 50 MB body costs what a 64 KB one does for the guess, then decode
+    # the whole with the guess.
+    best = from_bytes(data[:65536], cp_isolation=NON_LATIN_CANDIDATES).best()
+    if best is None or best.encoding is None:
+        return None
+    try:
+        return Decoded(data.decode(best.encoding, "replace"), codecs.lookup(best.encoding).name)
+    except LookupError:
+        return None
+
+
+def _iso2022_jp(data: bytes) -> Decoded | None:
+    """ISO-2022-JP is 7-bit: unlabelled, it passes for ASCII with escape codes in it."""
+    if b"\x1b$B" not in data and b"\x1b$@" not in data:
+        return None
+    try:
+        return Decoded(data.decode("iso2022_jp_ext"), "iso2022_jp_ext")
+    except UnicodeDecodeError:
+        return None
+
+
+def _plausible_latin(text: str) -> bool:
+    """Latin-script languages are mostly ASCII letters; Cyrillic or Greek bytes read as Latin-1
+    are almost only letters from the upper half (Finnish "Hyvää päivää" is about half)."""
+    letters = upper_half = 0
+    for char in text[:4000]:
+        if char.isalpha():
+            letters += 1
+            if ord(char) > 0xBF:
+                upper_half += 1
+    # Under a handful of letters there is nothing to judge by ("Öö" is fine Finnish).
+    return letters < 6 or upper_half / letters < 0.7

@@ -1,0 +1,234 @@
+"""Email bytes to a NormalizedMessage. Pure, and it never raises.
+
+Parsing uses the `compat32` policy: measured here, `policy.default` with `get_body()` parses
+about 650 messages/s against about 6,000/s for compat32, and the pipeline's budget is 1,500/s.
+compat32 leaves header decoding and charsets to us, which we want anyway: the modern policy
+turns a mislabelled charset into replacement characters, where we fall back to detection.
+
+Hostile input is bounded: at most MAX_PARTS MIME parts are walked and MAX_TEXT_CHARS of text
+kept; a structure too deep for the parser falls back to headers plus the body as text. Whatever
+goes wrong is recorded in `errors`, and the pipeline keeps the raw bytes regardless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
+
+from inbox.normalize.addresses import parse_addresses
+from inbox.normalize.auto_flags import auto_flags
+from inbox.normalize.charset import decode_bytes
+from inbox.normalize.headers import decode_value, message_ids
+from inbox.normalize.html_text import html_to_text, split_html_reply
+from inbox.normalize.language import detect_language
+from inbox.normalize.mime_parts import Body, walk_parts
+from inbox.normalize.reply_split import SplitText, split_reply
+from inbox.normalize.sanitize import clean_message
+from inbox.normalize.types import Address, NormalizedMessage
+
+DEFAULT_LANGUAGES = ("en", "fi", "et", "sv", "de", "ru", "el")
+MAX_TEXT_CHARS = 1_000_000
+MAX_SUBJECT_CHARS = 2_000
+#: Headers kept for rules and for the agent's view; everything else stays in the raw bytes.
+KEPT_HEADERS = (
+    "list-id",
+    "x-mailer",
+    "user-agent",
+    "auto-submitted",
+    "precedence",
+    "delivered-to",
+    "x-original-to",
+    "organization",
+    "x-priority",
+    "importance",
+    "x-spam-flag",
+)
+
+
+def normalize_email(
+    raw: bytes,
+    *,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> NormalizedMessage:
+    try:
+        normalized = _normalize(raw, languages, max_text_chars)
+    except Exception as error:  # a bug or a pathological input: keep going with what we can
+        problem = f"parse failed: {error!r}"[:300]
+        normalized = _headers_and_text(raw, languages, max_text_chars, problem)
+    return clean_message(normalized)
+
+
+def content_hash(raw: bytes, message_id: str, fallback_headers: Sequence[str]) -> str:
+    """Same mail, same hash, whatever headers the delivery path added (Received, Delivered-To):
+    the Message-ID plus the body with line endings and trailing white space normalized. Without
+    a Message-ID, From, Date and Subject stand in for it."""
+    body = _raw_body(raw).replace(b"\r\n", b"\n").rstrip()
+    digest = hashlib.sha256()
+    identity = message_id if message_id else "\n".join(fallback_headers)
+    digest.update(identity.encode("utf-8", "surrogateescape"))
+    digest.update(b"\n\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _normalize(raw: bytes, languages: Sequence[str], max_text_chars: int) -> NormalizedMessage:
+    errors: list[str] = []
+    try:
+        message = message_from_bytes(raw, policy=compat32)
+    except RecursionError:
+        return _headers_and_text(
+            raw, languages, max_text_chars, "MIME structure nested too deeply to parse"
+        )
+    body = walk_parts(message, errors, max_text_chars)
+    return _build(raw, message, body, languages, errors)
+
+
+def _raw_all(message: Message, name: str) -> list[str]:
+    """Header values as written, raw 8-bit bytes kept as surrogate escapes. compat32's get()
+    wraps such values in a Header whose str() turns them into replacement characters."""
+    wanted = name.lower()
+    return [value for key, value in message.raw_items() if key.lower() == wanted]
+
+
+def _raw(message: Message, name: str) -> str | None:
+    values = _raw_all(message, name)
+    return values[0] if values else None
+
+
+def _build(
+    raw: bytes,
+    message: Message,
+    body: Body,
+    languages: Sequence[str],
+    errors: list[str],
+) -> NormalizedMessage:
+    sender = _sender(message)
+    subject = decode_value(_raw(message, "Subject"))[:MAX_SUBJECT_CHARS]
+    message_id = next(iter(message_ids(_raw(message, "Message-ID"))), "")
+    text = body.plain if body.plain.strip() else html_to_text(body.html)
+    split = _split(text, body)
+    errors.extend(_defects(message))
+    return NormalizedMessage(
+        channel="email",
+        sender=sender,
+        to=parse_addresses(_raw_all(message, "To")),
+        cc=parse_addresses(_raw_all(message, "Cc")),
+        reply_to=parse_addresses(_raw_all(message, "Reply-To")),
+        subject=subject,
+        sent_at=_date(_raw(message, "Date"), errors),
+        message_id=message_id,
+        in_reply_to=message_ids(_raw(message, "In-Reply-To")),
+        references=message_ids(" ".join(_raw_all(message, "References"))),
+        text=text,
+        new_text=split.new_text,
+        quoted_text=split.quoted_text,
+        signature=split.signature,
+        html=body.html,
+        language=detect_language(split.new_text or text, languages),
+        attachments=tuple(body.attachments),
+        flags=auto_flags(message, sender.address if sender else ""),
+        headers=_kept_headers(message),
+        content_hash=content_hash(
+            raw, message_id, [_raw(message, h) or "" for h in ("From", "Date", "Subject")]
+        ),
+        errors=tuple(dict.fromkeys(errors)),
+    )
+
+
+def _split(text: str, body: Body) -> SplitText:
+    if body.plain.strip() or not body.html:
+        return split_reply(text)
+    new_html_text, quoted = split_html_reply(body.html)
+    split = split_reply(new_html_text)
+    quoted_all = "\n".join(part for part in (split.quoted_text, quoted) if part)
+    return SplitText(split.new_text, quoted_all, split.signature)
+
+
+def _sender(message: Message) -> Address | None:
+    for header in ("From", "Sender", "Return-Path"):
+        found = parse_addresses(_raw_all(message, header))
+        if found:
+            return found[0]
+    return None
+
+
+def _date(value: object, errors: list[str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(decode_value(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        errors.append(f"unreadable Date header: {str(value)[:60]!r}")
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # RFC 5322 "-0000": time zone unknown; take UTC
+    if not 1970 <= parsed.year <= 2100:
+        errors.append(f"implausible Date header: {str(value)[:60]!r}")
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _kept_headers(message: Message) -> tuple[tuple[str, str], ...]:
+    kept = []
+    for name in KEPT_HEADERS:
+        value = _raw(message, name)
+        if value is not None:
+            kept.append((name, decode_value(value)[:500]))
+    return tuple(kept)
+
+
+def _defects(message: Message) -> list[str]:
+    found = []
+    for part in _limited_walk(message, 200):
+        for defect in getattr(part, "defects", []):
+            found.append("MIME: " + type(defect).__name__.removesuffix("Defect"))
+    return found[:10]
+
+
+def _limited_walk(message: Message, limit: int) -> list[Message]:
+    parts, stack = [], [message]
+    while stack and len(parts) < limit:
+        part = stack.pop()
+        parts.append(part)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(p for p in reversed(payload) if isinstance(p, Message))
+    return parts
+
+
+def _headers_and_text(
+    raw: bytes, languages: Sequence[str], max_text_chars: int, problem: str
+) -> NormalizedMessage:
+    """When the MIME structure defeats the parser: headers, and the body read as plain text."""
+    try:
+        message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    except Exception:
+        message = Message()
+    text = decode_bytes(_raw_body(raw)[: max_text_chars * 4], None).text[:max_text_chars]
+    body = Body(plain=text)
+    try:
+        return _build(raw, message, body, languages, [problem])
+    except Exception as error:
+        return NormalizedMessage(
+            channel="email",
+            sender=None,
+            text=text,
+            new_text=text,
+            content_hash=content_hash(raw, "", [str(len(raw))]),
+            errors=(problem, f"headers unreadable: {error!r}"[:300]),
+        )
+
+
+def _raw_body(raw: bytes) -> bytes:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        index = raw.find(separator)
+        if index != -1:
+            return raw[index + len(separator) :]
+    return b""

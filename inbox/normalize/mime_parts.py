@@ -1,0 +1,132 @@
+"""Walking a MIME tree: the readable text, the HTML and the attachments, within bounds.
+
+The walk is iterative and capped (MAX_PARTS, MAX_DEPTH) so that a message of 10,000 nested
+parts costs what a message of a few hundred does, and never recurses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from email.message import Message
+
+from inbox.normalize.charset import decode_bytes
+from inbox.normalize.headers import decode_value
+from inbox.normalize.types import NormalizedAttachment
+
+MAX_PARTS = 500
+MAX_DEPTH = 40
+_BODY_TYPES = ("text/plain", "text/html")
+
+
+@dataclass
+class Body:
+    plain: str = ""
+    html: str = ""
+    attachments: list[NormalizedAttachment] = field(default_factory=list)
+
+
+def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body:
+    body = Body()
+    plain_parts: list[str] = []
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    walked = 0
+    while stack:
+        part, depth = stack.pop()
+        walked += 1
+        if walked > MAX_PARTS:
+            errors.append(f"more than {MAX_PARTS} MIME parts; the rest kept only in the raw bytes")
+            break
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            if depth >= MAX_DEPTH:
+                errors.append(f"MIME parts nested deeper than {MAX_DEPTH}; the rest kept raw only")
+                continue
+            if part.get_content_type() == "message/rfc822":
+                _add_forwarded(body, part, errors)
+                continue
+            children = [p for p in payload if isinstance(p, Message)]
+            stack.extend((child, depth + 1) for child in reversed(children))
+            continue
+        _add_leaf(body, plain_parts, part, errors, max_text_chars)
+    plain = "\n".join(plain_parts)
+    if len(plain) > max_text_chars:
+        errors.append(f"text cut at {max_text_chars} characters")
+        plain = plain[:max_text_chars]
+    body.plain = plain
+    return body
+
+
+def _add_leaf(
+    body: Body, plain_parts: list[str], part: Message, errors: list[str], max_text_chars: int
+) -> None:
+    content_type = part.get_content_type()
+    filename = _filename(part)
+    disposition = part.get_content_disposition()
+    if content_type in _BODY_TYPES and disposition != "attachment" and not filename:
+        data = part.get_payload(decode=True) or b""
+        decoded = decode_bytes(data[: max_text_chars * 4], _declared_charset(part))
+        if decoded.problem:
+            errors.append(f"{content_type}: {decoded.problem}")
+        if content_type == "text/plain":
+            plain_parts.append(decoded.text)
+        elif not body.html:
+            if len(decoded.text) > max_text_chars:
+                errors.append(f"HTML cut at {max_text_chars} characters")
+            body.html = decoded.text[:max_text_chars]
+        return
+    data = part.get_payload(decode=True) or b""
+    body.attachments.append(
+        NormalizedAttachment(
+            filename=filename,
+            content_type=content_type,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            content=data,
+            inline=disposition == "inline",
+            content_id=str(part.get("Content-ID", "") or "").strip().strip("<>")[:500],
+        )
+    )
+
+
+def _add_forwarded(body: Body, part: Message, errors: list[str]) -> None:
+    """A forwarded message stays whole, as an .eml attachment the agent can open."""
+    inner = part.get_payload(0)
+    try:
+        data = inner.as_bytes() if isinstance(inner, Message) else b""
+    except Exception as error:
+        errors.append(f"forwarded message unreadable: {error!r}"[:200])
+        data = b""
+    subject = decode_value(inner.get("Subject")) if isinstance(inner, Message) else ""
+    body.attachments.append(
+        NormalizedAttachment(
+            filename=_filename(part) or f"{subject[:60] or 'forwarded'}.eml",
+            content_type="message/rfc822",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            content=data,
+        )
+    )
+
+
+def _filename(part: Message) -> str:
+    """RFC 2231 (`filename*=utf-8''...`, continuations) is handled by get_filename; Outlook and
+    Gmail also send RFC 2047 encoded words inside a quoted filename, which it leaves as is."""
+    try:
+        name = part.get_filename() or part.get_param("name") or ""
+    except Exception:
+        return ""
+    if isinstance(name, tuple):  # an RFC 2231 value get_param could not collapse
+        charset, _language, value = name
+        name = decode_bytes(value.encode("latin-1", "replace"), charset).text
+    return decode_value(name).replace("/", "_").replace("\\", "_")[:1000]
+
+
+def _declared_charset(part: Message) -> str | None:
+    try:
+        charset = part.get_param("charset")
+    except Exception:
+        return None
+    if isinstance(charset, tuple):
+        charset = charset[2]
+    return str(charset) if charset else None

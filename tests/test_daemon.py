@@ -1,0 +1,95 @@
+"""The real `inbox run` process: killed mid-ingest, restarted, every message exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from inbox.db import make_engine
+from inbox.demo.generate import write_maildir
+from inbox.models import Message, RawRecord
+from tests.conftest import BACKENDS
+
+MESSAGES = 3000
+
+
+def write_config(tmp_path: Path, maildir: Path, url: str) -> Path:
+    config = tmp_path / "inbox.toml"
+    config.write_text(
+        f'database_url = "{url}"\n'
+        "[ingest]\nbatch_size = 100\n"
+        '[logging]\nformat = "json"\n'
+        f'[[connectors]]\nname = "box"\ntype = "maildir"\npath = "{maildir}"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def inbox_command(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "inbox", "--config", str(config), *args]
+
+
+def stored_raw(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(RawRecord)) or 0
+    except Exception:
+        return 0  # tables not created yet
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@BACKENDS
+def test_sigkill_during_ingest_then_restart_stores_every_message_once(
+    tmp_path: Path, empty_store_url: str
+) -> None:
+    maildir = tmp_path / "maildir"
+    assert write_maildir(maildir, MESSAGES, seed=7) == MESSAGES
+    config = write_config(tmp_path, maildir, empty_store_url)
+    log_file = (tmp_path / "first.log").open("wb")
+    daemon = subprocess.Popen(inbox_command(config, "run"), stdout=log_file, stderr=log_file)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = stored_raw(empty_store_url)
+            if 0 < done < MESSAGES:
+                break
+            assert daemon.poll() is None, (tmp_path / "first.log").read_text()
+            time.sleep(0.02)
+        os.kill(daemon.pid, signal.SIGKILL)
+    finally:
+        daemon.wait(timeout=30)
+        log_file.close()
+    assert daemon.returncode == -signal.SIGKILL
+    interrupted_at = stored_raw(empty_store_url)
+    assert 0 < interrupted_at < MESSAGES, "the kill did not land mid-ingest"
+
+    rerun = subprocess.run(
+        inbox_command(config, "run", "--once"), capture_output=True, timeout=300, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
+
+    keys = {path.name.split(":")[0] for sub in ("new", "cur") for path in (maildir / sub).iterdir()}
+    engine = make_engine(empty_store_url)
+    try:
+        with engine.connect() as connection:
+            stored_keys = list(connection.scalars(select(RawRecord.external_id)))
+            linked = connection.scalar(
+                select(func.count()).select_from(RawRecord).where(RawRecord.message_id.is_not(None))
+            )
+            messages = connection.scalar(select(func.count()).select_from(Message))
+    finally:
+        engine.dispose()
+    assert len(stored_keys) == len(set(stored_keys)) == MESSAGES
+    assert set(stored_keys) == keys
+    assert linked == MESSAGES  # every raw message became (or joined) a parsed message
+    assert messages == MESSAGES  # the generator writes no duplicate deliveries

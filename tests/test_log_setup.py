@@ -1,0 +1,44 @@
+"""Logs: JSON lines off a terminal, with connector and conversation on lines about a message,
+and no message text above debug."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from inbox.log_setup import configure_logging
+from tests.conftest import Store
+from tests.helpers import ingest, mail, make_pipeline, raw
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream)  # a StringIO is not a terminal: JSON
+    yield stream
+    structlog.reset_defaults()
+
+
+def parsed(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_lines_about_a_message_carry_connector_and_conversation(
+    store: Store, log_lines: io.StringIO
+) -> None:
+    body = mail(message_id="dup@example.fi", body="Salainen tilausnumero 4411\n")
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(body, connector="support"))
+    ingest(pipeline, raw(b"Delivered-To: sales@x\r\n" + body, connector="sales"))
+    lines = parsed(log_lines)
+    duplicate = next(line for line in lines if line["event"] == "duplicate_delivery")
+    assert duplicate["connector"] == "sales"
+    assert isinstance(duplicate["conversation_id"], int)
+    batches = [line for line in lines if line["event"] == "batch_stored"]
+    assert {line["connector"] for line in batches} == {"support", "sales"}
+    assert all(line["level"] == "info" and "timestamp" in line for line in batches)
+    assert "4411" not in log_lines.getvalue()

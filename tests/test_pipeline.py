@@ -1,0 +1,160 @@
+"""The pipeline: one batch, one transaction; exactly-once storage; nothing lost."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from inbox.models import (
+    Attachment,
+    Blob,
+    Contact,
+    Conversation,
+    Cursor,
+    Event,
+    Identity,
+    Message,
+    RawRecord,
+    utcnow,
+)
+from tests.conftest import BACKENDS, Store
+from tests.helpers import count, ingest, mail, make_pipeline, raw
+
+
+@BACKENDS
+def test_a_message_becomes_a_conversation_with_contact_raw_bytes_event_and_cursor(
+    store: Store,
+) -> None:
+    payload = mail(sender="Aino Virtanen <Aino.Virtanen@EXAMPLE.fi>", message_id="first@example.fi")
+    result = ingest(make_pipeline(store), raw(payload, external_id="k1"), cursor='{"n": 1}')
+    assert result.stored == 1
+    with store.readers() as session:
+        stored = session.scalars(select(Message)).one()
+        assert stored.text.startswith("Hei, teltan vetoketju")
+        assert stored.subject == "Teltan vetoketju rikki"
+        assert stored.from_address == "aino.virtanen@example.fi"
+        identity = session.scalars(select(Identity)).one()
+        assert (identity.kind, identity.address) == ("email", "aino.virtanen@example.fi")
+        conversation = session.get(Conversation, stored.conversation_id)
+        assert conversation is not None
+        assert conversation.status == "open"
+        assert conversation.contact_id == identity.contact_id
+        assert conversation.message_count == 1
+        record = session.scalars(select(RawRecord)).one()
+        assert record.payload == payload
+        assert record.message_id == stored.id
+        kinds = set(session.scalars(select(Event.kind)))
+        assert {"conversation_opened", "message_received"} <= kinds
+        assert session.get(Cursor, ("mail", "")).value == '{"n": 1}'  # type: ignore[union-attr]
+
+
+@BACKENDS
+def test_the_same_batch_twice_stores_nothing_twice(store: Store) -> None:
+    pipeline = make_pipeline(store)
+    batch = [raw(mail(), external_id="a"), raw(mail(), external_id="b")]
+    first = ingest(pipeline, *batch)
+    second = ingest(pipeline, *batch)
+    assert (first.stored, second.stored, second.already_stored) == (2, 0, 2)
+    assert count(store, Message) == 2
+    assert count(store, RawRecord) == 2
+
+
+@BACKENDS
+def test_one_mail_delivered_to_two_of_our_addresses_is_one_message(store: Store) -> None:
+    body = mail(message_id="twice@example.fi")
+    to_support = b"Delivered-To: support@northwind.example\r\nReceived: from a by b\r\n" + body
+    to_sales = b"Delivered-To: sales@northwind.example\r\nReceived: from c by d\r\n" + body
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(to_support, connector="support", external_id="1"))
+    result = ingest(pipeline, raw(to_sales, connector="sales", external_id="1"))
+    assert result.duplicates == 1
+    assert count(store, Message) == 1
+    assert count(store, Conversation) == 1
+    assert count(store, RawRecord) == 2  # both deliveries kept as they came
+    with store.readers() as session:
+        assert session.scalar(select(Event).where(Event.kind == "duplicate_delivery")) is not None
+
+
+@BACKENDS
+def test_a_reused_message_id_with_new_content_is_not_dropped(store: Store) -> None:
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(mail(message_id="reused@example.fi", body="First question\n")))
+    ingest(pipeline, raw(mail(message_id="reused@example.fi", body="Another question\n")))
+    assert count(store, Message) == 2
+
+
+@BACKENDS
+def test_a_crash_before_commit_stores_nothing_and_keeps_the_old_cursor(store: Store) -> None:
+    calls = itertools.count()
+
+    def clock_that_fails_on_the_third_message() -> datetime:
+        if next(calls) > 6:
+            raise RuntimeError("power cut")
+        return utcnow()
+
+    pipeline = make_pipeline(store, clock=clock_that_fails_on_the_third_message)
+    batch = [raw(mail(subject=f"question {n}")) for n in range(5)]
+    with pytest.raises(RuntimeError, match="power cut"):
+        ingest(pipeline, *batch, cursor='{"n": 5}')
+    assert count(store, Message) == 0
+    assert count(store, RawRecord) == 0
+    assert count(store, Cursor) == 0
+    result = ingest(make_pipeline(store), *batch, cursor='{"n": 5}')
+    assert result.stored == 5
+
+
+@BACKENDS
+def test_a_message_over_the_size_cap_is_kept_raw_only_and_visible(store: Store) -> None:
+    payload = mail(body="x" * 2000)
+    result = ingest(make_pipeline(store), raw(payload, note="over max_message_bytes"))
+    assert (result.stored, result.raw_only, result.crashed) == (0, 1, 0)
+    with store.readers() as session:
+        record = session.scalars(select(RawRecord)).one()
+        assert record.payload == payload
+        assert "max_message_bytes" in record.error
+        assert session.scalar(select(Event).where(Event.kind == "stored_raw_only")) is not None
+
+
+@BACKENDS
+def test_attachments_are_stored_once_by_content(store: Store) -> None:
+    def with_pdf(message_id: str) -> bytes:
+        return (
+            f"From: olga@example.com\r\nTo: support@northwind.example\r\n"
+            f"Subject: invoice {message_id}\r\nMessage-ID: <{message_id}>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            "--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
+            "--XX\r\nContent-Type: application/pdf\r\n"
+            "Content-Disposition: attachment; filename*=utf-8''lasku_kes%C3%A4kuu.pdf\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--XX--\r\n"
+        ).encode()
+
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(with_pdf("p1@example.com")), raw(with_pdf("p2@example.com")))
+    assert count(store, Attachment) == 2
+    assert count(store, Blob) == 1
+    with store.readers() as session:
+        attachment = session.scalars(select(Attachment)).first()
+        assert attachment is not None
+        assert attachment.filename == "lasku_kesäkuu.pdf"
+        blob = session.get(Blob, attachment.sha256)
+        assert blob is not None and blob.data.startswith(b"%PDF-1.4")
+
+
+@BACKENDS
+def test_one_customer_writing_twice_is_one_contact(store: Store) -> None:
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(mail(sender="mart@EXAMPLE.ee", subject="Arve")))
+    ingest(pipeline, raw(mail(sender="Mart Tamm <Mart@example.ee>", subject="Tarne")))
+    assert count(store, Contact) == 1
+    assert count(store, Conversation) == 2
+
+
+@BACKENDS
+def test_idna_domains_are_one_identity_in_either_spelling(store: Store) -> None:
+    pipeline = make_pipeline(store)
+    ingest(pipeline, raw(mail(sender="ivan@пример.рф", subject="Палатка")))
+    ingest(pipeline, raw(mail(sender="ivan@xn--e1afmkfd.xn--p1ai", subject="Другое")))
+    assert count(store, Identity) == 1
