@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.config import Settings
@@ -69,6 +70,7 @@ class BatchResult:
         self.raw_only += other.raw_only
         self.crashed += other.crashed
         self.seconds += other.seconds
+        self.conversation_ids.extend(other.conversation_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +101,19 @@ class Pipeline:
         known = self._already_stored(self.readers, batch.connector, batch.messages)
         fresh = [raw for raw in batch.messages if raw.external_id not in known]
         prepared = [self._prepare(raw) for raw in _unique(fresh)]
-        with transaction(self.writers) as session:
-            # Another process may have stored some since the read above.
-            known_now = self._already_stored(session, batch.connector, fresh)
-            store = _BatchWriter(session, self.settings, self.clock, batch.connector)
-            for item in prepared:
-                if item.raw.external_id not in known_now:
-                    store.add(item, result)
-            if batch.cursor_after is not None:
-                session.merge(
-                    Cursor(
-                        connector=batch.connector,
-                        scope=batch.cursor_scope,
-                        value=batch.cursor_after,
-                        updated_at=self.clock(),
-                    )
-                )
+        try:
+            result = self._write(batch, prepared, careful=False)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away or locked: the daemon retries the batch later
+        except Exception as error:
+            # One message the store refuses must not block its connector forever: store the
+            # batch again one message per savepoint, keeping the refused one raw-only.
+            log.warning(
+                "batch_failed_retrying_one_by_one",
+                connector=batch.connector,
+                error=repr(error)[:300],
+            )
+            result = self._write(batch, prepared, careful=True)
         result.already_stored = (
             len(batch.messages) - result.stored - result.duplicates - result.raw_only
         )
@@ -130,6 +129,30 @@ class Pipeline:
             crashed=result.crashed,
             seconds=round(result.seconds, 3),
         )
+        return result
+
+    def _write(self, batch: Batch, prepared: list[_Prepared], *, careful: bool) -> BatchResult:
+        result = BatchResult()
+        with transaction(self.writers) as session:
+            # Another process may have stored some since the first look.
+            known_now = self._already_stored(session, batch.connector, [p.raw for p in prepared])
+            store = _BatchWriter(session, self.settings, self.clock, batch.connector)
+            for item in prepared:
+                if item.raw.external_id in known_now:
+                    continue
+                if careful:
+                    store.add_isolated(item, result)
+                else:
+                    store.add(item, result)
+            if batch.cursor_after is not None:
+                session.merge(
+                    Cursor(
+                        connector=batch.connector,
+                        scope=batch.cursor_scope,
+                        value=batch.cursor_after,
+                        updated_at=self.clock(),
+                    )
+                )
         return result
 
     def _already_stored(
@@ -198,6 +221,24 @@ class _BatchWriter:
         self.log = log.bind(connector=connector)
         self._blobs_seen: set[str] = set()
 
+    def add_isolated(self, item: _Prepared, result: BatchResult) -> None:
+        """Store one message in a savepoint; if the store refuses it, keep it raw-only."""
+        attempt = BatchResult()
+        try:
+            with self.session.begin_nested():
+                self.add(item, attempt)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as error:
+            self.identities = IdentityResolver(self.session)  # may hold rolled-back rows
+            self._blobs_seen.clear()
+            reason = f"could not be stored: {error!r}"[:500]
+            self.log.error("message_refused", external_id=item.raw.external_id, error=reason)
+            with self.session.begin_nested():
+                self.add(_Prepared(item.raw, None, reason), result)
+            return
+        result.add(attempt)
+
     def add(self, item: _Prepared, result: BatchResult) -> None:
         raw = item.raw
         record = RawRecord(
@@ -253,7 +294,7 @@ class _BatchWriter:
     def _store_message(self, raw: RawMessage, normalized: NormalizedMessage) -> Message:
         sender = normalized.sender
         identity = (
-            self.identities.resolve("email", sender.address, sender.name)
+            self.identities.resolve("email", sender.address[:320], sender.name[:300])
             if sender and sender.address
             else None
         )
@@ -271,8 +312,8 @@ class _BatchWriter:
             external_id=raw.external_id,
             direction="in",
             sender_identity_id=identity.id if identity else None,
-            from_address=sender.address if sender else "",
-            from_name=sender.name if sender else "",
+            from_address=sender.address[:320] if sender else "",
+            from_name=sender.name[:300] if sender else "",
             to_addresses=[a.address for a in normalized.to],
             cc_addresses=[a.address for a in normalized.cc],
             subject=normalized.subject,
@@ -282,7 +323,7 @@ class _BatchWriter:
             signature=normalized.signature,
             html=normalized.html,
             language=normalized.language,
-            message_id_header=normalized.message_id,
+            message_id_header=normalized.message_id[:998],
             in_reply_to=list(normalized.in_reply_to),
             references=list(normalized.references),
             dedupe_key=normalized.content_hash,

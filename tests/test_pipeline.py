@@ -158,3 +158,39 @@ def test_idna_domains_are_one_identity_in_either_spelling(store: Store) -> None:
     ingest(pipeline, raw(mail(sender="ivan@пример.рф", subject="Палатка")))
     ingest(pipeline, raw(mail(sender="ivan@xn--e1afmkfd.xn--p1ai", subject="Другое")))
     assert count(store, Identity) == 1
+
+
+def refuse_subject_in_database(store: Store, subject: str) -> None:
+    """A database trigger that refuses one message, as a constraint or a full column would."""
+    with store.engine.begin() as connection:
+        if store.backend == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages "
+                f"WHEN NEW.subject = '{subject}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.subject = '{subject}' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+
+
+@BACKENDS
+def test_a_message_the_store_refuses_is_kept_raw_and_the_batch_goes_on(store: Store) -> None:
+    refuse_subject_in_database(store, "poison")
+    batch = [
+        raw(mail(subject="fine one"), external_id="q1"),
+        raw(mail(subject="poison"), external_id="q2"),
+        raw(mail(subject="fine two"), external_id="q3"),
+    ]
+    result = ingest(make_pipeline(store), *batch, cursor='{"n": 3}')
+    assert (result.stored, result.raw_only) == (2, 1)
+    with store.readers() as session:
+        refused = session.scalars(select(RawRecord).where(RawRecord.message_id.is_(None))).one()
+        assert refused.external_id == "q2"
+        assert "could not be stored" in refused.error
+        assert session.get(Cursor, ("mail", "")) is not None

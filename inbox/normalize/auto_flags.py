@@ -54,6 +54,9 @@ def auto_flags(message: Message, sender_address: str) -> AutoFlags:
     if local_part in _DAEMON_LOCAL_PARTS:
         bounce = True
         reasons.append(f"sender {local_part}")
+    if message.get_content_type() == "message/delivery-status":
+        bounce = True
+        reasons.append("message/delivery-status")
     if message.get_content_type() == "multipart/report":
         report_type = str(message.get_param("report-type", "") or "").lower()
         if report_type in ("delivery-status", "disposition-notification"):

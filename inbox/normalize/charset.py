@@ -110,7 +110,7 @@ def decode_bytes(data: bytes, declared: str | None) -> Decoded:
     codec = codec_for(declared)
     if codec is not None:
         try:
-            text = data.decode(codec)
+            text = _decode_allowing_cut_tail(data, codec)
         except (UnicodeDecodeError, LookupError):
             pass
         else:
@@ -128,7 +128,7 @@ def decode_bytes(data: bytes, declared: str | None) -> Decoded:
     if japanese is not None:
         return japanese
     try:
-        return Decoded(data.decode("utf-8"), "utf-8", problem)
+        return Decoded(_decode_allowing_cut_tail(data, "utf-8"), "utf-8", problem)
     except UnicodeDecodeError:
         pass
     # Unlabelled 8-bit mail from our customers is most often Western European (Finnish,
@@ -144,16 +144,60 @@ def decode_bytes(data: bytes, declared: str | None) -> Decoded:
     )
 
 
+def _decode_allowing_cut_tail(data: bytes, codec: str) -> str:
+    """Strict decoding, except that a multi-byte character cut by a size cap at the very end
+    is dropped rather than failing the whole text."""
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as error:
+        if error.start < len(data) - 8 or error.reason != "unexpected end of data":
+            raise
+        return data[: error.start].decode(codec)
+
+
 def _detect(data: bytes) -> Decoded | None:
     # Cap the input so a 50 MB body costs what a 64 KB one does for the guess, then decode
     # the whole with the guess.
     best = from_bytes(data[:65536], cp_isolation=NON_LATIN_CANDIDATES).best()
-    if best is None or best.encoding is None:
-        return None
+    guess = best.encoding if best is not None else None
+    if guess and best is not None and best.coherence:
+        return _decoded_as(data, guess)
+    # Too short for the detector's language models (a subject line): judge by letter case.
+    by_case = _by_letter_case(data)
+    if by_case is not None:
+        return by_case
+    return _decoded_as(data, guess) if guess else None
+
+
+def _decoded_as(data: bytes, encoding: str) -> Decoded | None:
     try:
-        return Decoded(data.decode(best.encoding, "replace"), codecs.lookup(best.encoding).name)
+        return Decoded(data.decode(encoding, "replace"), codecs.lookup(encoding).name)
     except LookupError:
         return None
+
+
+#: Single-byte sets told apart by letter case: KOI8-R read as windows-1251 (and the reverse)
+#: comes out in the wrong case, while real text is mostly lowercase.
+_CASE_CANDIDATES = ("cp1251", "koi8_r", "iso8859_5", "cp866", "cp1253", "iso8859_7")
+
+
+def _by_letter_case(data: bytes) -> Decoded | None:
+    sample = data[:4096]
+    best: tuple[float, str] | None = None
+    for codec in _CASE_CANDIDATES:
+        try:
+            text = sample.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        high = [char for char, byte in zip(text, sample, strict=True) if byte >= 0x80]
+        if not high:
+            return None
+        score = sum((char.isalpha() + char.islower()) for char in high) / (2 * len(high))
+        if best is None or score > best[0]:
+            best = (score, codec)
+    if best is None or best[0] < 0.6:
+        return None
+    return Decoded(data.decode(best[1], "replace"), best[1])
 
 
 def _iso2022_jp(data: bytes) -> Decoded | None:
@@ -166,14 +210,27 @@ def _iso2022_jp(data: bytes) -> Decoded | None:
         return None
 
 
+#: Non-ASCII punctuation that real Latin-script text is full of (Outlook's smart quotes).
+_LATIN_PUNCTUATION = frozenset("–—“”‘’„€…•°«»§´·¨©®±×÷¿¡\xa0")
+
+
 def _plausible_latin(text: str) -> bool:
-    """Latin-script languages are mostly ASCII letters; Cyrillic or Greek bytes read as Latin-1
-    are almost only letters from the upper half (Finnish "Hyvää päivää" is about half)."""
-    letters = upper_half = 0
+    """Latin-script languages are mostly ASCII letters, and their few other characters are
+    letters too (ä, õ, ß). Cyrillic or Greek bytes read as Latin-1 are almost only letters from
+    the upper half (Finnish "Hyvää päivää" is about half); Japanese or Chinese bytes read as
+    Latin-1 are full of symbols (‚ ƒ „ ¤)."""
+    letters = upper_half = high = high_symbols = 0
     for char in text[:4000]:
+        code = ord(char)
         if char.isalpha():
             letters += 1
-            if ord(char) > 0xBF:
+            if code > 0xBF:
                 upper_half += 1
+        if code > 0x7F:
+            high += 1
+            if not char.isalpha() and char not in _LATIN_PUNCTUATION:
+                high_symbols += 1
+    if high and high_symbols / high > 0.3 and high_symbols > 2:
+        return False
     # Under a handful of letters there is nothing to judge by ("Öö" is fine Finnish).
-    return letters < 6 or upper_half / letters < 0.7
+    return letters <= 3 or upper_half / letters < 0.7

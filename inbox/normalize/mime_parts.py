@@ -17,6 +17,7 @@ from inbox.normalize.types import NormalizedAttachment
 MAX_PARTS = 500
 MAX_DEPTH = 40
 _BODY_TYPES = ("text/plain", "text/html")
+_STATUS_TYPES = ("message/delivery-status", "message/disposition-notification")
 
 
 @dataclass
@@ -38,6 +39,10 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
             errors.append(f"more than {MAX_PARTS} MIME parts; the rest kept only in the raw bytes")
             break
         payload = part.get_payload()
+        if part.get_content_type() in _STATUS_TYPES and isinstance(payload, list):
+            # A bounce's status fields (RFC 3464) are what an agent reads to see what failed.
+            plain_parts.append("\n".join(_header_block(block) for block in payload))
+            continue
         if isinstance(payload, list):
             if depth >= MAX_DEPTH:
                 errors.append(f"MIME parts nested deeper than {MAX_DEPTH}; the rest kept raw only")
@@ -63,6 +68,9 @@ def _add_leaf(
     content_type = part.get_content_type()
     filename = _filename(part)
     disposition = part.get_content_disposition()
+    if content_type.startswith("multipart/"):
+        # Its boundary never appears (the parser noted a defect): what is there is the body.
+        content_type = "text/html" if _looks_like_html(part) else "text/plain"
     if content_type in _BODY_TYPES and disposition != "attachment" and not filename:
         data = part.get_payload(decode=True) or b""
         decoded = decode_bytes(data[: max_text_chars * 4], _declared_charset(part))
@@ -87,6 +95,17 @@ def _add_leaf(
             content_id=str(part.get("Content-ID", "") or "").strip().strip("<>")[:500],
         )
     )
+
+
+def _header_block(block: object) -> str:
+    if not isinstance(block, Message):
+        return str(block)
+    return "\n".join(f"{name}: {decode_value(value)}" for name, value in block.items()) + "\n"
+
+
+def _looks_like_html(part: Message) -> bool:
+    data = part.get_payload(decode=True) or b""
+    return data.lstrip()[:200].lower().startswith((b"<html", b"<!doctype", b"<div", b"<p"))
 
 
 def _add_forwarded(body: Body, part: Message, errors: list[str]) -> None:
