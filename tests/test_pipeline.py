@@ -175,7 +175,8 @@ def refuse_subject_in_database(store: Store, subject: str) -> None:
                 "RETURN NEW; END $$"
             )
             connection.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()"
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
             )
 
 

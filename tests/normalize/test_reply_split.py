@@ -20,7 +20,8 @@ OLD = "Voimme vaihtaa teltan uuteen."
         # Gmail, Finnish
         "ma 25.11.2024 klo 10.12 Northwind Support <support@northwind.example> kirjoitti:",
         # Gmail, Estonian
-        "Northwind Support <support@northwind.example> kirjutas kuupäeval E, 25. nov 2024 kell 10:12:",
+        "Northwind Support <support@northwind.example> kirjutas kuupäeval E, 25. nov 2024 "
+        "kell 10:12:",
         # Apple Mail, Swedish
         "25 nov. 2024 kl. 10:12 skrev Northwind Support <support@northwind.example>:",
         # Thunderbird, German
@@ -28,7 +29,8 @@ OLD = "Voimme vaihtaa teltan uuteen."
         # Yandex and Mail.ru, Russian
         '25.11.2024, 10:12, "Northwind Support" <support@northwind.example> написал(а):',
         # Gmail, Greek
-        "Στις Δευ 25 Νοε 2024 στις 10:12, ο/η Northwind Support <support@northwind.example> έγραψε:",
+        "Στις Δευ 25 Νοε 2024 στις 10:12, ο/η Northwind Support <support@northwind.example> "
+        "έγραψε:",
         # Apple Mail, French
         "Le 25 nov. 2024 à 10:12, Northwind Support <support@northwind.example> a écrit :",
     ],
