@@ -40,6 +40,8 @@ def ascii_domain(domain: str) -> str:
 def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     """Addresses from one or more header values; names decoded (RFC 2047), addresses
     normalized. Parsing happens before decoding: a decoded name may contain commas."""
+    if not values:
+        return ()
     found = []
     for raw_name, raw_address in getaddresses([unescape_raw(str(v)) for v in values if v]):
         if not raw_address and not raw_name:

@@ -104,16 +104,22 @@ def _normalize(
     return _build(raw, message, body, languages, errors)
 
 
-def _raw_all(message: Message, name: str) -> list[str]:
-    """Header values as written, raw 8-bit bytes kept as surrogate escapes. compat32's get()
-    wraps such values in a Header whose str() turns them into replacement characters."""
-    wanted = name.lower()
-    return [value for key, value in message.raw_items() if key.lower() == wanted]
+class _RawHeaders:
+    """Header values as written, raw 8-bit bytes kept as surrogate escapes (compat32's get()
+    wraps such values in a Header whose str() turns them into replacement characters).
+    Indexed once per message: looking headers up one by one scanned them all each time."""
 
+    def __init__(self, message: Message) -> None:
+        self._values: dict[str, list[str]] = {}
+        for key, value in message.raw_items():
+            self._values.setdefault(key.lower(), []).append(value)
 
-def _raw(message: Message, name: str) -> str | None:
-    values = _raw_all(message, name)
-    return values[0] if values else None
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+    def first(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None
 
 
 def _build(
@@ -123,23 +129,24 @@ def _build(
     languages: Sequence[str],
     errors: list[str],
 ) -> NormalizedMessage:
-    sender = _sender(message)
-    subject = decode_value(_raw(message, "Subject"))[:MAX_SUBJECT_CHARS]
-    message_id = next(iter(message_ids(_raw(message, "Message-ID"))), "")
+    headers = _RawHeaders(message)
+    sender = _sender(headers)
+    subject = decode_value(headers.first("subject"))[:MAX_SUBJECT_CHARS]
+    message_id = next(iter(message_ids(headers.first("message-id"))), "")
     text = body.plain if body.plain.strip() else html_to_text(body.html)
     split = _split(text, body)
     errors.extend(_defects(message))
     return NormalizedMessage(
         channel="email",
         sender=sender,
-        to=parse_addresses(_raw_all(message, "To")),
-        cc=parse_addresses(_raw_all(message, "Cc")),
-        reply_to=parse_addresses(_raw_all(message, "Reply-To")),
+        to=parse_addresses(headers.all("to")),
+        cc=parse_addresses(headers.all("cc")),
+        reply_to=parse_addresses(headers.all("reply-to")),
         subject=subject,
-        sent_at=_date(_raw(message, "Date"), errors),
+        sent_at=_date(headers.first("date"), errors),
         message_id=message_id,
-        in_reply_to=message_ids(_raw(message, "In-Reply-To")),
-        references=message_ids(" ".join(_raw_all(message, "References"))),
+        in_reply_to=message_ids(headers.first("in-reply-to")),
+        references=message_ids(" ".join(headers.all("references"))),
         text=text,
         new_text=split.new_text,
         quoted_text=split.quoted_text,
@@ -148,9 +155,9 @@ def _build(
         language=detect_language(split.new_text or text, languages),
         attachments=tuple(body.attachments),
         flags=auto_flags(message, sender.address if sender else ""),
-        headers=_kept_headers(message),
+        headers=_kept_headers(headers),
         content_hash=content_hash(
-            raw, message_id, [_raw(message, h) or "" for h in ("From", "Date", "Subject")]
+            raw, message_id, [headers.first(h) or "" for h in ("from", "date", "subject")]
         ),
         errors=tuple(dict.fromkeys(errors)),
     )
@@ -165,9 +172,9 @@ def _split(text: str, body: Body) -> SplitText:
     return SplitText(split.new_text, quoted_all, split.signature)
 
 
-def _sender(message: Message) -> Address | None:
-    for header in ("From", "Sender", "Return-Path"):
-        found = parse_addresses(_raw_all(message, header))
+def _sender(headers: _RawHeaders) -> Address | None:
+    for header in ("from", "sender", "return-path"):
+        found = parse_addresses(headers.all(header))
         if found:
             return found[0]
     return None
@@ -189,10 +196,10 @@ def _date(value: object, errors: list[str]) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _kept_headers(message: Message) -> tuple[tuple[str, str], ...]:
+def _kept_headers(headers: _RawHeaders) -> tuple[tuple[str, str], ...]:
     kept = []
     for name in KEPT_HEADERS:
-        value = _raw(message, name)
+        value = headers.first(name)
         if value is not None:
             kept.append((name, decode_value(value)[:500]))
     return tuple(kept)
