@@ -168,6 +168,8 @@ class RawRecord(Base):
         ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
 
+    message: Mapped[Message | None] = relationship()
+
 
 class Message(Base):
     __tablename__ = "messages"
@@ -278,6 +280,10 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    # Set objects rather than ids while a batch is in memory: one flush at the end inserts all.
+    conversation: Mapped[Conversation | None] = relationship()
+    message: Mapped[Message | None] = relationship()
 
 
 class Cursor(Base):

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,10 +58,55 @@ class ThreadDecision:
 
 
 class EmailThreader:
+    """Decides for one batch. `prefetch` loads, in a few queries, every conversation the batch
+    may join; `decide` then answers from memory, and `remember` adds what the batch creates, so
+    a reply later in the same batch finds a message stored earlier in it."""
+
     def __init__(self, session: Session, settings: ThreadingSettings) -> None:
         self.session = session
         self.subject_window = timedelta(days=settings.subject_window_days)
         self.reopen_window = timedelta(days=settings.reopen_window_days)
+        self._by_message_id: dict[str, Conversation] = {}
+        self._by_token: dict[str, Conversation] = {}
+        self._by_subject: dict[tuple[int, str], list[Conversation]] = {}
+
+    def prefetch(self, wanted: Sequence[tuple[NormalizedMessage, str, int | None]]) -> None:
+        """`wanted`: each message with its normalized subject and its contact id."""
+        message_ids = {i for m, _, _ in wanted for i in (*m.in_reply_to, *m.references) if i}
+        conversation_of_message: dict[str, int] = {}
+        for chunk in _chunks(sorted(message_ids)):
+            rows = self.session.execute(
+                select(Message.message_id_header, Message.conversation_id).where(
+                    Message.message_id_header.in_(chunk)
+                )
+            )
+            conversation_of_message.update({row[0]: row[1] for row in rows})
+        loaded = self._load(Conversation.id, set(conversation_of_message.values()))
+        by_id = {conversation.id: conversation for conversation in loaded}
+        for message_id, conversation_id in conversation_of_message.items():
+            self._by_message_id[message_id] = by_id[conversation_id]
+        tokens = {token for m, _, _ in wanted for token, _ in _tokens(m)}
+        for conversation in self._load(Conversation.token, tokens):
+            self._by_token[conversation.token] = conversation
+        contacts = {contact for _, subject, contact in wanted if contact is not None and subject}
+        subjects = {subject for _, subject, contact in wanted if contact is not None and subject}
+        if contacts:
+            candidates = self.session.scalars(
+                select(Conversation).where(
+                    Conversation.contact_id.in_(contacts),
+                    Conversation.normalized_subject.in_(subjects),
+                    Conversation.status.in_(OPEN_STATUSES),
+                    Conversation.channel == "email",
+                )
+            )
+            for conversation in candidates:
+                self._remember_subject(conversation)
+
+    def remember(self, message_id: str, conversation: Conversation) -> None:
+        if message_id:
+            self._by_message_id[message_id] = conversation
+        self._by_token.setdefault(conversation.token, conversation)
+        self._remember_subject(conversation)
 
     def decide(
         self,
@@ -68,67 +115,52 @@ class EmailThreader:
         contact_id: int | None,
         message_time: datetime,
     ) -> ThreadDecision:
-        found = self._by_message_ids(message) or self._by_token(message)
+        found = self._by_message_ids(message) or self._by_tokens(message)
         if found is None and contact_id is not None and normalized_subject:
-            found = self._by_subject(contact_id, normalized_subject, message_time)
+            found = self._by_same_subject(contact_id, normalized_subject, message_time)
         if found is None:
             return ThreadDecision(None, "new conversation")
         conversation, reason = found
         return self._apply_lifecycle(conversation, reason, message, message_time)
 
+    def _load(self, column: Any, values: set[Any]) -> list[Conversation]:
+        loaded: list[Conversation] = []
+        for chunk in _chunks(sorted(values)):
+            loaded.extend(self.session.scalars(select(Conversation).where(column.in_(chunk))))
+        return loaded
+
+    def _remember_subject(self, conversation: Conversation) -> None:
+        if conversation.contact_id is None or not conversation.normalized_subject:
+            return
+        key = (conversation.contact_id, conversation.normalized_subject)
+        known = self._by_subject.setdefault(key, [])
+        if conversation not in known:
+            known.append(conversation)
+
     def _by_message_ids(self, message: NormalizedMessage) -> tuple[Conversation, str] | None:
         chain = [*message.in_reply_to, *reversed(message.references)]
-        wanted = list(dict.fromkeys(i for i in chain if i))
-        if not wanted:
-            return None
-        rows = self.session.execute(
-            select(Message.message_id_header, Message.conversation_id).where(
-                Message.message_id_header.in_(wanted)
-            )
-        ).all()
-        by_id = {row.message_id_header: row.conversation_id for row in rows}
-        for position, message_id in enumerate(wanted):
-            conversation_id = by_id.get(message_id)
-            if conversation_id is not None:
+        for position, message_id in enumerate(dict.fromkeys(i for i in chain if i)):
+            conversation = self._by_message_id.get(message_id)
+            if conversation is not None:
                 header = "in-reply-to" if message_id in message.in_reply_to else "references"
-                conversation = self.session.get(Conversation, conversation_id)
-                assert conversation is not None
                 hop = "" if position == 0 else f" (hop {position + 1} of the chain)"
                 return conversation, f"{header} <{message_id}>{hop}"
         return None
 
-    def _by_token(self, message: NormalizedMessage) -> tuple[Conversation, str] | None:
-        tokens: list[tuple[str, str]] = []
-        match = TOKEN_IN_SUBJECT.search(message.subject)
-        if match:
-            tokens.append((match.group(1), "subject token"))
-        for message_id in (*message.in_reply_to, *message.references):
-            id_match = TOKEN_IN_MESSAGE_ID.match(message_id)
-            if id_match:
-                tokens.append((id_match.group(1), "reference token"))
-        for token, where in tokens:
-            conversation = self.session.scalar(
-                select(Conversation).where(Conversation.token == token)
-            )
+    def _by_tokens(self, message: NormalizedMessage) -> tuple[Conversation, str] | None:
+        for token, where in _tokens(message):
+            conversation = self._by_token.get(token)
             if conversation is not None:
                 return conversation, f"{where} {token}"
         return None
 
-    def _by_subject(
+    def _by_same_subject(
         self, contact_id: int, normalized_subject: str, message_time: datetime
     ) -> tuple[Conversation, str] | None:
-        candidates = self.session.scalars(
-            select(Conversation)
-            .where(
-                Conversation.contact_id == contact_id,
-                Conversation.normalized_subject == normalized_subject,
-                Conversation.status.in_(OPEN_STATUSES),
-                Conversation.channel == "email",
-            )
-            .order_by(Conversation.last_message_at.desc())
-            .limit(5)
-        )
-        for conversation in candidates:
+        candidates = self._by_subject.get((contact_id, normalized_subject), [])
+        for conversation in sorted(candidates, key=_latest_first):
+            if conversation.status not in OPEN_STATUSES or conversation.channel != "email":
+                continue
             last = conversation.last_message_at or conversation.created_at
             if abs(message_time - last) <= self.subject_window:
                 return conversation, f"same contact and subject '{normalized_subject}'"
@@ -152,3 +184,25 @@ class EmailThreader:
         if conversation.status == "pending" and not automatic:
             return ThreadDecision(conversation, reason, reopen=True)
         return ThreadDecision(conversation, reason)
+
+
+def _tokens(message: NormalizedMessage) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    match = TOKEN_IN_SUBJECT.search(message.subject)
+    if match:
+        found.append((match.group(1), "subject token"))
+    for message_id in (*message.in_reply_to, *message.references):
+        id_match = TOKEN_IN_MESSAGE_ID.match(message_id)
+        if id_match:
+            found.append((id_match.group(1), "reference token"))
+    return found
+
+
+def _latest_first(conversation: Conversation) -> float:
+    last = conversation.last_message_at or conversation.created_at
+    return -last.timestamp()
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

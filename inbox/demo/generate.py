@@ -36,58 +36,113 @@ class _Language:
 
 LANGUAGES = (
     _Language(
-        "fi", ("utf-8", "iso-8859-1"), "VS:", ("Aino Virtanen", "Mikko Korhonen", "Sanna Mäkelä"),
+        "fi",
+        ("utf-8", "iso-8859-1"),
+        "VS:",
+        ("Aino Virtanen", "Mikko Korhonen", "Sanna Mäkelä"),
         "esimerkki.fi",
         ("Teltan vetoketju rikki", "Tilaus myöhässä", "Lasku väärin", "Kiireellinen: palautus"),
-        ("Hei, tilaukseni ei ole vieläkään saapunut.", "Teltan vetoketju meni rikki retkellä.",
-         "Voisitteko tarkistaa laskun summan?", "Tarvitsen vastauksen ennen viikonloppua.",
-         "Kiitos nopeasta avusta, tämä on meille tärkeää.", "Makuupussin koko oli väärä."),
+        (
+            "Hei, tilaukseni ei ole vieläkään saapunut.",
+            "Teltan vetoketju meni rikki retkellä.",
+            "Voisitteko tarkistaa laskun summan?",
+            "Tarvitsen vastauksen ennen viikonloppua.",
+            "Kiitos nopeasta avusta, tämä on meille tärkeää.",
+            "Makuupussin koko oli väärä.",
+        ),
     ),
     _Language(
-        "et", ("utf-8", "iso-8859-15"), "Vs:", ("Mart Tamm", "Kadri Saar", "Jüri Õun"), "naide.ee",
+        "et",
+        ("utf-8", "iso-8859-15"),
+        "Vs:",
+        ("Mart Tamm", "Kadri Saar", "Jüri Õun"),
+        "naide.ee",
         ("Tellimus hilineb", "Arve küsimus", "Telk on katki", "Kiire: tagastus"),
-        ("Tere, mu tellimus ei ole veel kohale jõudnud.", "Telgi lukk läks esimesel matkal katki.",
-         "Kas saaksite arve üle vaadata?", "Palun vastake enne nädalavahetust.",
-         "Täname kiire abi eest.", "Magamiskoti suurus oli vale."),
+        (
+            "Tere, mu tellimus ei ole veel kohale jõudnud.",
+            "Telgi lukk läks esimesel matkal katki.",
+            "Kas saaksite arve üle vaadata?",
+            "Palun vastake enne nädalavahetust.",
+            "Täname kiire abi eest.",
+            "Magamiskoti suurus oli vale.",
+        ),
     ),
     _Language(
-        "sv", ("iso-8859-1", "utf-8"), "SV:", ("Elsa Lindqvist", "Johan Berg", "Åsa Ström"),
+        "sv",
+        ("iso-8859-1", "utf-8"),
+        "SV:",
+        ("Elsa Lindqvist", "Johan Berg", "Åsa Ström"),
         "exempel.se",
         ("Beställning försenad", "Fel på fakturan", "Tältets dragkedja", "Brådskande: retur"),
-        ("Hej, min beställning har inte kommit ännu.", "Dragkedjan på tältet gick sönder.",
-         "Kan ni kontrollera fakturan?", "Jag behöver svar före helgen.",
-         "Tack för snabb hjälp.", "Sovsäcken hade fel storlek."),
+        (
+            "Hej, min beställning har inte kommit ännu.",
+            "Dragkedjan på tältet gick sönder.",
+            "Kan ni kontrollera fakturan?",
+            "Jag behöver svar före helgen.",
+            "Tack för snabb hjälp.",
+            "Sovsäcken hade fel storlek.",
+        ),
     ),
     _Language(
-        "el", ("iso-8859-7", "utf-8"), "ΑΠ:", ("Νίκος Παπαδόπουλος", "Μαρία Γεωργίου"),
+        "el",
+        ("iso-8859-7", "utf-8"),
+        "ΑΠ:",
+        ("Νίκος Παπαδόπουλος", "Μαρία Γεωργίου"),
         "paradeigma.gr",
         ("Καθυστέρηση παραγγελίας", "Πρόβλημα με το τιμολόγιο", "Επείγον: επιστροφή"),
-        ("Καλημέρα, η παραγγελία μου δεν έχει φτάσει ακόμα.", "Το φερμουάρ της σκηνής χάλασε.",
-         "Μπορείτε να ελέγξετε το τιμολόγιο;", "Χρειάζομαι απάντηση πριν το Σαββατοκύριακο.",
-         "Ευχαριστώ για τη γρήγορη βοήθεια."),
+        (
+            "Καλημέρα, η παραγγελία μου δεν έχει φτάσει ακόμα.",
+            "Το φερμουάρ της σκηνής χάλασε.",
+            "Μπορείτε να ελέγξετε το τιμολόγιο;",
+            "Χρειάζομαι απάντηση πριν το Σαββατοκύριακο.",
+            "Ευχαριστώ για τη γρήγορη βοήθεια.",
+        ),
     ),
     _Language(
-        "ru", ("koi8-r", "windows-1251", "utf-8"), "Ответ:", ("Иван Петров", "Ольга Смирнова"),
+        "ru",
+        ("koi8-r", "windows-1251", "utf-8"),
+        "Ответ:",
+        ("Иван Петров", "Ольга Смирнова"),
         "primer.ru",
         ("Заказ задерживается", "Ошибка в счёте", "Срочно: возврат палатки"),
-        ("Здравствуйте, мой заказ до сих пор не пришёл.", "Молния на палатке сломалась.",
-         "Проверьте, пожалуйста, сумму в счёте.", "Мне нужен ответ до выходных.",
-         "Спасибо за быструю помощь."),
+        (
+            "Здравствуйте, мой заказ до сих пор не пришёл.",
+            "Молния на палатке сломалась.",
+            "Проверьте, пожалуйста, сумму в счёте.",
+            "Мне нужен ответ до выходных.",
+            "Спасибо за быструю помощь.",
+        ),
     ),
     _Language(
-        "en", ("us-ascii", "utf-8"), "Re:", ("Emily Clarke", "James Wright", "Priya Shah"),
+        "en",
+        ("us-ascii", "utf-8"),
+        "Re:",
+        ("Emily Clarke", "James Wright", "Priya Shah"),
         "example.com",
         ("Order delayed", "Wrong invoice amount", "Tent zipper broken", "Urgent: return label"),
-        ("Hello, my order has still not arrived.", "The tent zipper broke on the first trip.",
-         "Could you check the invoice total?", "I need an answer before the weekend.",
-         "Thanks for the quick help.", "The sleeping bag was the wrong size."),
+        (
+            "Hello, my order has still not arrived.",
+            "The tent zipper broke on the first trip.",
+            "Could you check the invoice total?",
+            "I need an answer before the weekend.",
+            "Thanks for the quick help.",
+            "The sleeping bag was the wrong size.",
+        ),
     ),
     _Language(
-        "de", ("iso-8859-1", "utf-8"), "AW:", ("Jürgen Müller", "Anna Schäfer"), "beispiel.de",
+        "de",
+        ("iso-8859-1", "utf-8"),
+        "AW:",
+        ("Jürgen Müller", "Anna Schäfer"),
+        "beispiel.de",
         ("Bestellung verspätet", "Fehler in der Rechnung", "Dringend: Rücksendung"),
-        ("Guten Tag, meine Bestellung ist immer noch nicht angekommen.",
-         "Der Reißverschluss des Zeltes ist kaputt.", "Können Sie die Rechnung prüfen?",
-         "Ich brauche eine Antwort vor dem Wochenende.", "Vielen Dank für die schnelle Hilfe."),
+        (
+            "Guten Tag, meine Bestellung ist immer noch nicht angekommen.",
+            "Der Reißverschluss des Zeltes ist kaputt.",
+            "Können Sie die Rechnung prüfen?",
+            "Ich brauche eine Antwort vor dem Wochenende.",
+            "Vielen Dank für die schnelle Hilfe.",
+        ),
     ),
 )
 
@@ -186,7 +241,8 @@ def _render(
         charset = "utf-8"
     encoded_name = _encoded_word(name, charset)
     headers = [
-        f"Received: from mx.{address.split('@')[1]} by mx.northwind.example; {format_datetime(when)}",
+        f"Received: from mx.{address.split('@')[1]} by mx.northwind.example;"
+        f" {format_datetime(when)}",
         f"From: {encoded_name} <{address}>",
         "To: support@northwind.example",
         f"Subject: {_encoded_word(subject, charset)}",
@@ -199,13 +255,15 @@ def _render(
         headers.append("References: " + " ".join(f"<{ref}>" for ref in in_reply_to))
     text_part = _text_part(body, charset, "plain")
     if kind == "html":
-        html = "<html><body>" + "".join(f"<p>{p}</p>" for p in body.split("\n\n")) + "</body></html>"
+        html = (
+            "<html><body>" + "".join(f"<p>{p}</p>" for p in body.split("\n\n")) + "</body></html>"
+        )
         content = _multipart("alternative", [text_part, _text_part(html, charset, "html")])
     else:
         content = text_part
     if attach:
         image = (
-            b"Content-Type: image/png\r\nContent-Disposition: attachment; filename=\"photo.png\"\r\n"
+            b'Content-Type: image/png\r\nContent-Disposition: attachment; filename="photo.png"\r\n'
             b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(_PNG)
         )
         content = _multipart("mixed", [content, image])
@@ -219,7 +277,9 @@ def _text_part(text: str, charset: str, subtype: str) -> bytes:
         encoding, payload = "quoted-printable", quopri.encodestring(data)
     else:
         encoding, payload = ("7bit" if data.isascii() else "8bit"), data
-    head = f"Content-Type: text/{subtype}; charset={charset}\r\nContent-Transfer-Encoding: {encoding}"
+    head = (
+        f"Content-Type: text/{subtype}; charset={charset}\r\nContent-Transfer-Encoding: {encoding}"
+    )
     return head.encode("ascii") + b"\r\n\r\n" + payload + b"\r\n"
 
 
