@@ -26,6 +26,13 @@ def _session(app: AppContext) -> Session:
     return make_sessionmaker(engine)()
 
 
+def _console() -> Console:
+    """Rich assumes 80 columns when output is not a terminal; a pipe or a file gets the
+    whole table instead of ellipses."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else ""
 
@@ -115,7 +122,7 @@ def list_conversations(
                 ",".join(t.name for t in c.tags),
                 _when(c.last_message_at),
             )
-        Console().print(table)
+        _console().print(table)
         if not rows:
             click.echo("no conversations match", err=True)
 
@@ -230,7 +237,7 @@ def _flags(m: Message) -> list[str]:
 
 
 def _print_conversation(conversation: Conversation, events: Any, full: bool) -> None:
-    out = Console(highlight=False)
+    out = _console()
     c = conversation
     out.print(f"[bold]#{c.id} {c.subject or '(no subject)'}[/bold]", markup=True)
     contact = c.contact
@@ -344,7 +351,7 @@ def list_raw(app: AppContext, errors: bool, limit: int, as_json: bool) -> None:
             str(d["conversation_id"] or "-"),
             problem,
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @raw.command("show")

@@ -173,11 +173,16 @@ def _split(text: str, body: Body) -> SplitText:
 
 
 def _sender(headers: _RawHeaders) -> Address | None:
+    """The first real mailbox of From, else Sender, else Return-Path. An unquoted comma in a
+    display name ("Procurement, BigCorp <p@x>") splits it into a bogus first entry."""
+    fallback = None
     for header in ("from", "sender", "return-path"):
         found = parse_addresses(headers.all(header))
-        if found:
-            return found[0]
-    return None
+        for candidate in found:
+            if "@" in candidate.address:
+                return candidate
+        fallback = fallback or (found[0] if found else None)
+    return fallback
 
 
 def _date(value: object, errors: list[str]) -> datetime | None:
