@@ -87,7 +87,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def migrations_dir() -> Path:
     """Where the Alembic scripts are: the checkout's alembic/, or the installed copy."""
     checkout = Path(__file__).resolve().parent.parent / "alembic"
-    if (checkout / "env.py").is_file():
+    # Installed, the parent folder is site-packages, whose alembic/ is the library itself.
+    if (checkout / "env.py").is_file() and (checkout / "script.py.mako").is_file():
         return checkout
     return Path(str(resources.files("inbox_migrations")))
 
