@@ -15,14 +15,17 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from inbox.cli import AppContext, pass_app
-from inbox.db import make_engine, make_sessionmaker
+from inbox.db import current_revision, make_engine, make_sessionmaker
 from inbox.models import Contact, Conversation, ConversationTag, Event, Message, RawRecord, Tag
 
 SNIPPET_CHARS = 60
 
 
 def _session(app: AppContext) -> Session:
-    engine = make_engine(app.config().settings.effective_database_url)
+    url = app.config().settings.effective_database_url
+    engine = make_engine(url)
+    if current_revision(engine) is None:
+        raise click.ClickException(f"the store at {engine.url!r} is empty: run `inbox db upgrade`")
     return make_sessionmaker(engine)()
 
 

@@ -7,9 +7,9 @@ unless asked, per connection). PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,12 @@ def migrations_dir() -> Path:
     # Installed, the parent folder is site-packages, whose alembic/ is the library itself.
     if (checkout / "env.py").is_file() and (checkout / "script.py.mako").is_file():
         return checkout
-    return Path(str(resources.files("inbox_migrations")))
+    # Shipped without __init__.py (see pyproject.toml): a namespace package, whose location
+    # comes from its spec rather than importlib.resources.
+    spec = importlib.util.find_spec("inbox_migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the migrations are missing from this installation of inbox")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def alembic_config(url: str) -> Any:
