@@ -117,6 +117,9 @@ def run(app: AppContext, once: bool, demo: bool) -> None:
             f"{totals.raw_only} kept raw only, into {daemon.url_for_humans()}",
             err=True,
         )
+        if daemon.failed_connectors:
+            failed = ", ".join(daemon.failed_connectors)
+            raise click.ClickException(f"connectors failed (see the log above): {failed}")
 
 
 @main.group()

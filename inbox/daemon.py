@@ -48,6 +48,8 @@ class Daemon:
         )
         self.states = [_ConnectorState(connector) for connector in connectors]
         self.stopping = threading.Event()
+        #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
+        self.failed_connectors: list[str] = []
 
     def url_for_humans(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -87,6 +89,7 @@ class Daemon:
         totals = BatchResult()
         for state in self.states:
             totals.add(state.totals)
+        self.failed_connectors = [s.connector.name for s in self.states if s.failures]
         log.info(
             "daemon_stopped",
             stored=totals.stored,

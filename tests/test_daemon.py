@@ -93,3 +93,16 @@ def test_sigkill_during_ingest_then_restart_stores_every_message_once(
     assert set(stored_keys) == keys
     assert linked == MESSAGES  # every raw message became (or joined) a parsed message
     assert messages == MESSAGES  # the generator writes no duplicate deliveries
+
+
+def test_run_once_exits_non_zero_when_a_connector_fails(tmp_path: Path) -> None:
+    maildir = tmp_path / "maildir"
+    maildir.mkdir()
+    (maildir / "new").write_bytes(b"")  # a file where a folder should be: the poll fails
+    config = write_config(tmp_path, maildir, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    result = subprocess.run(
+        inbox_command(config, "run", "--once"), capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert b"connectors failed" in result.stderr and b"box" in result.stderr
+    assert b"connector_failed" in result.stderr
