@@ -73,20 +73,22 @@ def normalize_all(maildir: Path, languages: list[str]) -> None:
         normalize_email(payload, languages=languages)
 
 
-def pipeline_into(url: str, maildir: Path, batch_size: int, samples: list[str]) -> None:
+def pipeline_into(
+    url: str, maildir: Path, batch_size: int, samples: list[str], workers: int = 1
+) -> None:
     upgrade(url)
     engine = make_engine(url)
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, ingest={"workers": workers})
     pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
     connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
     done = 0
     next_sample = 2000
-    for batch in connector.fetch({}, batch_size):
-        pipeline.ingest(batch)
+    for batch, _result in pipeline.ingest_many(connector.fetch({}, batch_size)):
         done += len(batch.messages)
         if done >= next_sample:
             samples.append(f"{done}: {rss_mb():.0f} MB")
             next_sample += 2000
+    pipeline.close()
     engine.dispose()
 
 
@@ -131,23 +133,28 @@ def main() -> None:
         rate("normalize, no language detection", n, lambda: normalize_all(maildir, []))
         samples: list[str] = []
         sqlite_url = f"sqlite:///{scratch}/bench.db"
+        rate(
+            "pipeline into SQLite, one process",
+            n,
+            lambda: pipeline_into(f"{sqlite_url}.1", maildir, args.batch_size, [], workers=0),
+        )
         sqlite = rate(
-            "pipeline into SQLite",
+            "pipeline into SQLite, 1 worker",
             n,
             lambda: pipeline_into(sqlite_url, maildir, args.batch_size, samples),
         )
-        print(f"{'':<34} RSS as it went: {', '.join(samples)}")
+        print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
         print(f"{'':<34} {sqlite / bare:.0%} of the bare compat32 rate")
         if not args.no_postgres:
             url, drop = postgres_schema(args.postgres)
             try:
                 samples = []
                 rate(
-                    "pipeline into PostgreSQL",
+                    "pipeline into PostgreSQL, 1 worker",
                     n,
                     lambda: pipeline_into(url, maildir, args.batch_size, samples),
                 )
-                print(f"{'':<34} RSS as it went: {', '.join(samples)}")
+                print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
             finally:
                 drop()
     print(f"peak RSS: {peak_rss_mb():.0f} MB")

@@ -184,9 +184,12 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
         console=_stderr_console(),
     ) as progress:
         task = progress.add_task(f"{source.kind} {path.name}", total=source.count)
-        for batch in source.batches(connector, settings.ingest.batch_size):
-            totals.add(pipeline.ingest(batch))
+        for batch, result in pipeline.ingest_many(
+            source.batches(connector, settings.ingest.batch_size)
+        ):
+            totals.add(result)
             progress.advance(task, len(batch.messages))
+    pipeline.close()
     engine.dispose()
     click.echo(
         f"{source.count} messages: {totals.stored} stored, {totals.duplicates} duplicates, "

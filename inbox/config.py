@@ -56,6 +56,9 @@ class IngestSettings(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=10_000)
     #: A message larger than this is stored raw-only with a note, never dropped.
     max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Processes that normalize the next batch while this one is stored (0: all in one process).
+    #: One is right for two cores: the main process is busy storing.
+    workers: int = Field(default=1, ge=0, le=32)
     #: Candidate languages for detection (ISO 639-1). Fewer candidates: faster and surer.
     languages: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES))
 

@@ -85,6 +85,7 @@ class Daemon:
         finally:
             for state in self.states:
                 state.connector.close()
+            self.pipeline.close()
             self.engine.dispose()
         totals = BatchResult()
         for state in self.states:
@@ -101,8 +102,8 @@ class Daemon:
     def _poll(self, state: _ConnectorState) -> None:
         connector = state.connector
         try:
-            for batch in connector.fetch(self._cursors(connector.name), self._batch_size()):
-                result = self.pipeline.ingest(batch)
+            batches = connector.fetch(self._cursors(connector.name), self._batch_size())
+            for batch, result in self.pipeline.ingest_many(batches):
                 state.totals.add(result)
                 connector.acknowledge(batch)
                 if self.stopping.is_set():

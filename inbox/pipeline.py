@@ -11,9 +11,10 @@ the inserts.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +31,7 @@ from inbox.models import (
     RawRecord,
     utcnow,
 )
-from inbox.normalize.email import normalize_email
+from inbox.prepare import prepare_all, worker_init
 from inbox.raw import Batch, RawMessage
 
 log = structlog.get_logger(__name__)
@@ -73,13 +74,82 @@ class Pipeline:
         self.writers = writers
         self.settings = settings
         self.clock = clock
+        self.languages = list(settings.ingest.languages)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_broken = False
 
     def ingest(self, batch: Batch) -> BatchResult:
-        started = time.perf_counter()
-        result = BatchResult()
+        """Normalize and store one batch, in this process."""
+        fresh = self._fresh(batch)
+        return self._store(batch, prepare_all(fresh, self.languages), time.perf_counter())
+
+    def ingest_many(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, BatchResult]]:
+        """Store batches in order, normalizing the next one in a worker process meanwhile.
+
+        Each batch is committed before the next, so cursors advance in order; the caller can
+        stop between two batches (what was normalized ahead is simply fetched again later).
+        """
+        pending: tuple[Batch, Future[list[Prepared]], float] | None = None
+        for batch in batches:
+            submitted = self._submit(batch, overlap=pending is not None)
+            if pending is not None:
+                yield pending[0], self._finish(*pending)
+            pending = (batch, submitted, time.perf_counter())
+        if pending is not None:
+            yield pending[0], self._finish(*pending)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, batch: Batch, *, overlap: bool) -> Future[list[Prepared]]:
+        fresh = self._fresh(batch)
+        pool = self._worker_pool() if overlap else None
+        if pool is not None:
+            try:
+                return pool.submit(prepare_all, fresh, self.languages)
+            except (BrokenExecutor, RuntimeError) as error:
+                self._pool_failed(error)
+        done: Future[list[Prepared]] = Future()
+        done.set_result(prepare_all(fresh, self.languages))
+        return done
+
+    def _finish(self, batch: Batch, future: Future[list[Prepared]], started: float) -> BatchResult:
+        try:
+            prepared = future.result()
+        except BrokenExecutor as error:
+            self._pool_failed(error)
+            prepared = prepare_all(self._fresh(batch), self.languages)
+        return self._store(batch, prepared, started)
+
+    def _worker_pool(self) -> ProcessPoolExecutor | None:
+        workers = self.settings.ingest.workers
+        if workers < 1 or self._pool_broken:
+            return None
+        if self._pool is None:
+            logging = self.settings.logging
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                # spawn, not fork: the parent holds database connections and threads.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init,
+                initargs=(logging.level, logging.format),
+            )
+        return self._pool
+
+    def _pool_failed(self, error: BaseException) -> None:
+        log.warning("normalize_workers_failed_working_inline", error=repr(error)[:300])
+        self._pool_broken = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _fresh(self, batch: Batch) -> list[RawMessage]:
         known = self._already_stored(self.readers, batch.connector, batch.messages)
-        fresh = [raw for raw in batch.messages if raw.external_id not in known]
-        prepared = [self._prepare(raw) for raw in _unique(fresh)]
+        return _unique([raw for raw in batch.messages if raw.external_id not in known])
+
+    def _store(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
         try:
             result = self._write(batch, prepared, careful=False)
         except (OperationalError, InterfaceError):
@@ -153,22 +223,6 @@ class Pipeline:
             return _known_ids(source, connector, ids)
         with source() as session:
             return _known_ids(session, connector, ids)
-
-    def _prepare(self, raw: RawMessage) -> Prepared:
-        if raw.note:
-            return Prepared(raw, None, raw.note)
-        try:
-            normalized = normalize_email(raw.payload, languages=self.settings.ingest.languages)
-        except Exception as error:  # the normalizer must never raise; if it does, keep the bytes
-            log.error(
-                "normalize_crashed",
-                connector=raw.connector,
-                external_id=raw.external_id,
-                error=repr(error),
-                traceback=traceback.format_exc(limit=5),
-            )
-            return Prepared(raw, None, f"normalizer crashed: {error!r}", crashed=True)
-        return Prepared(raw, normalized, "")
 
 
 def _known_ids(session: Session, connector: str, ids: list[str]) -> set[str]:

@@ -195,3 +195,26 @@ def test_a_message_the_store_refuses_is_kept_raw_and_the_batch_goes_on(store: St
         assert refused.external_id == "q2"
         assert "could not be stored" in refused.error
         assert session.get(Cursor, ("mail", "")) is not None
+
+
+@BACKENDS
+def test_ingest_many_normalizes_ahead_in_a_worker_and_stores_in_order(store: Store) -> None:
+    from inbox.config import Settings
+    from inbox.raw import Batch
+
+    pipeline = make_pipeline(store, Settings(database_url=store.url, ingest={"workers": 1}))
+    batches = [
+        Batch("mail", [raw(mail(message_id="w1@x"))], cursor_after='{"n": 1}'),
+        Batch("mail", [raw(mail(message_id="w2@x", in_reply_to="w1@x"))], cursor_after='{"n": 2}'),
+        Batch("mail", [raw(mail(message_id="w3@x", in_reply_to="w2@x"))], cursor_after='{"n": 3}'),
+    ]
+    try:
+        results = list(pipeline.ingest_many(batches))
+        assert pipeline._pool is not None  # the later batches went through the worker
+    finally:
+        pipeline.close()
+    assert [batch.cursor_after for batch, _ in results] == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
+    assert [result.stored for _, result in results] == [1, 1, 1]
+    with store.readers() as session:
+        assert len(set(session.scalars(select(Message.conversation_id)))) == 1
+        assert session.get(Cursor, ("mail", "")).value == '{"n": 3}'  # type: ignore[union-attr]

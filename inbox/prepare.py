@@ -1,0 +1,49 @@
+"""Normalizing a batch, the pure half of the pipeline, run in a worker process when it pays.
+
+Measured (bench/ingest.py, 2 cores): normalizing costs about 1 ms a message and storing about
+1.2 ms, one after the other in one process. Normalizing batch N+1 in a worker while the main
+process stores batch N overlaps the two. The worker only computes: it holds no database
+connection and ignores SIGINT and SIGTERM, so the main process alone decides when to stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import traceback
+from collections.abc import Sequence
+
+import structlog
+
+from inbox.batch_writer import Prepared
+from inbox.log_setup import configure_logging
+from inbox.normalize.email import normalize_email
+from inbox.raw import RawMessage
+
+log = structlog.get_logger(__name__)
+
+
+def prepare(raw: RawMessage, languages: Sequence[str]) -> Prepared:
+    if raw.note:
+        return Prepared(raw, None, raw.note)
+    try:
+        normalized = normalize_email(raw.payload, languages=languages)
+    except Exception as error:  # the normalizer must never raise; if it does, keep the bytes
+        log.error(
+            "normalize_crashed",
+            connector=raw.connector,
+            external_id=raw.external_id,
+            error=repr(error),
+            traceback=traceback.format_exc(limit=5),
+        )
+        return Prepared(raw, None, f"normalizer crashed: {error!r}", crashed=True)
+    return Prepared(raw, normalized, "")
+
+
+def prepare_all(raws: Sequence[RawMessage], languages: Sequence[str]) -> list[Prepared]:
+    return [prepare(raw, languages) for raw in raws]
+
+
+def worker_init(log_level: str, log_format: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(log_level, "json" if log_format == "auto" else log_format)
