@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -45,12 +45,29 @@ class Prepared:
 
 
 @dataclass
-class Counts:
+class BatchResult:
+    """What happened to a batch; also the running totals of a daemon or an import."""
+
     stored: int = 0
     duplicates: int = 0
+    already_stored: int = 0
     parse_errors: int = 0
+    #: Stored as raw bytes only (over the size cap, or the normalizer failed).
     raw_only: int = 0
+    #: The normalizer raised: a bug to fix, counted apart from raw-only by design.
     crashed: int = 0
+    seconds: float = 0.0
+    conversation_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.already_stored += other.already_stored
+        self.parse_errors += other.parse_errors
+        self.raw_only += other.raw_only
+        self.crashed += other.crashed
+        self.seconds += other.seconds
+        self.conversation_ids.extend(other.conversation_ids)
 
 
 class BatchWriter:
@@ -61,7 +78,7 @@ class BatchWriter:
         self.settings = settings
         self.clock = clock
         self.log = log.bind(connector=connector)
-        self.counts = Counts()
+        self.result = BatchResult()
         self.conversations: list[Conversation] = []
         self._stored: list[tuple[RawMessage, Message, str]] = []
         self._reset()
@@ -90,11 +107,11 @@ class BatchWriter:
         self.threader.prefetch([(n, _subject_key(n), self._contact(n)) for n in normalized])
 
     def add(self, item: Prepared) -> None:
-        self._add(item, self.counts)
+        self._add(item, self.result)
 
     def add_isolated(self, item: Prepared, remaining: list[Prepared]) -> None:
         """Store one message in a savepoint; if the store refuses it, keep it raw-only."""
-        attempt = Counts()
+        attempt = BatchResult()
         try:
             with self.session.begin_nested():
                 self._add(item, attempt)
@@ -106,10 +123,9 @@ class BatchWriter:
             self._reset()  # the caches may hold rows the savepoint rolled back
             self.prefetch(remaining)
             with self.session.begin_nested():
-                self._add(Prepared(item.raw, None, reason), self.counts)
+                self._add(Prepared(item.raw, None, reason), self.result)
             return
-        for name in ("stored", "duplicates", "parse_errors", "raw_only", "crashed"):
-            setattr(self.counts, name, getattr(self.counts, name) + getattr(attempt, name))
+        self.result.add(attempt)
 
     def log_stored(self) -> None:
         """After the flush, when the new rows have their ids."""
@@ -126,7 +142,7 @@ class BatchWriter:
         sender = normalized.sender
         return self._contact_of.get(sender.address[:320]) if sender else None
 
-    def _add(self, item: Prepared, counts: Counts) -> None:
+    def _add(self, item: Prepared, counts: BatchResult) -> None:
         raw = item.raw
         record = RawRecord(
             connector=raw.connector,

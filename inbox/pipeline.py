@@ -15,7 +15,6 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.batch_writer import BatchWriter, Prepared
+from inbox.batch_writer import BatchResult, BatchWriter, Prepared
 from inbox.config import Settings
 from inbox.db import transaction
 from inbox.models import (
@@ -35,30 +34,6 @@ from inbox.prepare import prepare_all, worker_init
 from inbox.raw import Batch, RawMessage
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class BatchResult:
-    stored: int = 0
-    duplicates: int = 0
-    already_stored: int = 0
-    parse_errors: int = 0
-    #: Stored as raw bytes only (over the size cap, or the normalizer failed).
-    raw_only: int = 0
-    #: The normalizer raised: a bug to fix, counted apart from raw-only by design.
-    crashed: int = 0
-    seconds: float = 0.0
-    conversation_ids: list[int] = field(default_factory=list)
-
-    def add(self, other: BatchResult) -> None:
-        self.stored += other.stored
-        self.duplicates += other.duplicates
-        self.already_stored += other.already_stored
-        self.parse_errors += other.parse_errors
-        self.raw_only += other.raw_only
-        self.crashed += other.crashed
-        self.seconds += other.seconds
-        self.conversation_ids.extend(other.conversation_ids)
 
 
 class Pipeline:
@@ -203,15 +178,9 @@ class Pipeline:
                 )
             session.flush()
             writer.log_stored()
-        counts = writer.counts
-        return BatchResult(
-            stored=counts.stored,
-            duplicates=counts.duplicates,
-            parse_errors=counts.parse_errors,
-            raw_only=counts.raw_only,
-            crashed=counts.crashed,
-            conversation_ids=list(dict.fromkeys(c.id for c in writer.conversations)),
-        )
+        result = writer.result
+        result.conversation_ids = list(dict.fromkeys(c.id for c in writer.conversations))
+        return result
 
     def _already_stored(
         self, source: sessionmaker[Session] | Session, connector: str, raws: Sequence[RawMessage]
