@@ -2,4 +2,6 @@
 
 from inbox.cli import main
 
-main()
+# The guard matters: normalizing workers are spawned, and spawning re-imports the main module.
+if __name__ == "__main__":
+    main()

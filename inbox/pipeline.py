@@ -12,6 +12,7 @@ the inserts.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
@@ -109,7 +110,7 @@ class Pipeline:
                 # spawn, not fork: the parent holds database connections and threads.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker_init,
-                initargs=(logging.level, logging.format),
+                initargs=(os.getpid(), logging.level, logging.format),
             )
         return self._pool
 

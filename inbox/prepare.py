@@ -8,7 +8,10 @@ connection and ignores SIGINT and SIGTERM, so the main process alone decides whe
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -20,6 +23,8 @@ from inbox.normalize.email import normalize_email
 from inbox.raw import RawMessage
 
 log = structlog.get_logger(__name__)
+
+PARENT_CHECK_SECONDS = 0.5
 
 
 def prepare(raw: RawMessage, languages: Sequence[str]) -> Prepared:
@@ -43,7 +48,18 @@ def prepare_all(raws: Sequence[RawMessage], languages: Sequence[str]) -> list[Pr
     return [prepare(raw, languages) for raw in raws]
 
 
-def worker_init(log_level: str, log_format: str) -> None:
+def worker_init(parent: int, log_level: str, log_format: str) -> None:
+    """`parent` comes from the parent itself: if it died while this worker was starting, the
+    worker's own getppid() would already name init, and nothing would look wrong."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(log_level, "json" if log_format == "auto" else log_format)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A parent killed with SIGKILL cannot stop its workers, and the pool's pipes stay open in
+    the resource tracker: a worker that sees itself orphaned leaves on its own."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)

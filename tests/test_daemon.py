@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,27 @@ def stored_raw(url: str) -> int:
         engine.dispose()
 
 
+def assert_no_process_tagged(tag: str) -> None:
+    """The killed daemon's normalizing worker (which inherited the tag in its environment)
+    must leave on its own, not linger."""
+    marker = f"INBOX_TEST_RUN={tag}".encode()
+    lingering: list[Path] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lingering = [p for p in Path("/proc").glob("[0-9]*") if marker in _reads(p / "environ")]
+        if not lingering:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes of the killed daemon still run: {lingering}")
+
+
+def _reads(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 @pytest.mark.slow
 @BACKENDS
 def test_sigkill_during_ingest_then_restart_stores_every_message_once(
@@ -56,7 +78,13 @@ def test_sigkill_during_ingest_then_restart_stores_every_message_once(
     assert write_maildir(maildir, MESSAGES, seed=7) == MESSAGES
     config = write_config(tmp_path, maildir, empty_store_url)
     log_file = (tmp_path / "first.log").open("wb")
-    daemon = subprocess.Popen(inbox_command(config, "run"), stdout=log_file, stderr=log_file)
+    tag = uuid.uuid4().hex
+    daemon = subprocess.Popen(
+        inbox_command(config, "run"),
+        stdout=log_file,
+        stderr=log_file,
+        env={**os.environ, "INBOX_TEST_RUN": tag},
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -70,6 +98,7 @@ def test_sigkill_during_ingest_then_restart_stores_every_message_once(
         daemon.wait(timeout=30)
         log_file.close()
     assert daemon.returncode == -signal.SIGKILL
+    assert_no_process_tagged(tag)
     interrupted_at = stored_raw(empty_store_url)
     assert 0 < interrupted_at < MESSAGES, "the kill did not land mid-ingest"
 
