@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_LANGUAGES = ("en", "fi", "et", "sv", "de", "ru", "el")
@@ -61,6 +61,16 @@ class IngestSettings(BaseModel):
     workers: int = Field(default=1, ge=0, le=32)
     #: Candidate languages for detection (ISO 639-1). Fewer candidates: faster and surer.
     languages: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES))
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, codes: list[str]) -> list[str]:
+        from inbox.normalize.language import supported_codes
+
+        unknown = sorted(set(code.lower() for code in codes) - supported_codes())
+        if unknown:
+            raise ValueError(f"unknown ISO 639-1 codes {unknown} (e.g. en, fi, et, sv, ru, el)")
+        return [code.lower() for code in codes]
 
 
 class ConnectorSettings(BaseModel):

@@ -48,6 +48,12 @@ def test_every_problem_is_reported_at_once_with_file_and_key(tmp_path: Path) -> 
     assert len(caught.value.problems) == 3
 
 
+def test_unknown_language_codes_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[ingest]\nlanguages = ["fi", "xx", "EN"]\n')
+    with pytest.raises(ConfigError, match=r"ingest.languages'.*'xx'"):
+        load_config(path)
+
+
 def test_broken_toml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "[ingest]\nbatch_size = = 3\n")
     with pytest.raises(ConfigError, match=r"line 2"):
