@@ -235,16 +235,9 @@ class BatchWriter:
         )
         self.session.add(message)
         self._store_attachments(message, normalized)
+        # No event per arrival: the message row itself says when, from where and why it joined
+        # (thread_reason); events are for decisions and for what happened besides a message.
         self._update_conversation(conversation, normalized, message_time, decision)
-        self.session.add(
-            Event(
-                kind="message_received",
-                actor="pipeline",
-                conversation=conversation,
-                message=message,
-                detail={**_where(raw), "thread": decision.reason},
-            )
-        )
         self.threader.remember(message.message_id_header, conversation)
         self._by_key[message.dedupe_key] = message
         self._stored.append((raw, message, decision.reason))
