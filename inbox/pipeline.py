@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -31,10 +32,20 @@ from inbox.models import (
     RawRecord,
     utcnow,
 )
-from inbox.prepare import prepare_all, worker_init
+from inbox.prepare import Outcome, join, outcomes, prepare_all, worker_init
 from inbox.raw import Batch, RawMessage
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A batch whose normalizing is under way (in a worker) or done."""
+
+    batch: Batch
+    fresh: list[RawMessage]
+    future: Future[list[Outcome]]
+    started: float
 
 
 class Pipeline:
@@ -65,39 +76,40 @@ class Pipeline:
         Each batch is committed before the next, so cursors advance in order; the caller can
         stop between two batches (what was normalized ahead is simply fetched again later).
         """
-        pending: tuple[Batch, Future[list[Prepared]], float] | None = None
+        pending: _Pending | None = None
         for batch in batches:
             submitted = self._submit(batch, overlap=pending is not None)
             if pending is not None:
-                yield pending[0], self._finish(*pending)
-            pending = (batch, submitted, time.perf_counter())
+                yield pending.batch, self._finish(pending)
+            pending = submitted
         if pending is not None:
-            yield pending[0], self._finish(*pending)
+            yield pending.batch, self._finish(pending)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def _submit(self, batch: Batch, *, overlap: bool) -> Future[list[Prepared]]:
+    def _submit(self, batch: Batch, *, overlap: bool) -> _Pending:
         fresh = self._fresh(batch)
+        started = time.perf_counter()
         pool = self._worker_pool() if overlap else None
         if pool is not None:
             try:
-                return pool.submit(prepare_all, fresh, self.languages)
+                return _Pending(batch, fresh, pool.submit(outcomes, fresh, self.languages), started)
             except (BrokenExecutor, RuntimeError) as error:
                 self._pool_failed(error)
-        done: Future[list[Prepared]] = Future()
-        done.set_result(prepare_all(fresh, self.languages))
-        return done
+        done: Future[list[Outcome]] = Future()
+        done.set_result(outcomes(fresh, self.languages))
+        return _Pending(batch, fresh, done, started)
 
-    def _finish(self, batch: Batch, future: Future[list[Prepared]], started: float) -> BatchResult:
+    def _finish(self, pending: _Pending) -> BatchResult:
         try:
-            prepared = future.result()
+            results = pending.future.result()
         except BrokenExecutor as error:
             self._pool_failed(error)
-            prepared = prepare_all(self._fresh(batch), self.languages)
-        return self._store(batch, prepared, started)
+            results = outcomes(pending.fresh, self.languages)
+        return self._store(pending.batch, join(pending.fresh, results), pending.started)
 
     def _worker_pool(self) -> ProcessPoolExecutor | None:
         workers = self.settings.ingest.workers
