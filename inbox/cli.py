@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import structlog
@@ -35,7 +35,7 @@ class AppContext:
         return self._loaded
 
 
-def fail_with_config_error(error: ConfigError) -> None:
+def fail_with_config_error(error: ConfigError) -> NoReturn:
     click.echo(
         f"inbox: the configuration cannot be used ({len(error.problems)} problems):", err=True
     )

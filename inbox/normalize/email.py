@@ -219,7 +219,8 @@ def _defects(message: Message) -> list[str]:
 
 
 def _limited_walk(message: Message, limit: int) -> list[Message]:
-    parts, stack = [], [message]
+    parts: list[Message] = []
+    stack = [message]
     while stack and len(parts) < limit:
         part = stack.pop()
         parts.append(part)

@@ -72,7 +72,7 @@ def _add_leaf(
         # Its boundary never appears (the parser noted a defect): what is there is the body.
         content_type = "text/html" if _looks_like_html(part) else "text/plain"
     if content_type in _BODY_TYPES and disposition != "attachment" and not filename:
-        data = part.get_payload(decode=True) or b""
+        data = _payload_bytes(part)
         decoded = decode_bytes(data[: max_text_chars * 4], _declared_charset(part))
         if decoded.problem:
             errors.append(f"{content_type}: {decoded.problem}")
@@ -83,7 +83,7 @@ def _add_leaf(
                 errors.append(f"HTML cut at {max_text_chars} characters")
             body.html = decoded.text[:max_text_chars]
         return
-    data = part.get_payload(decode=True) or b""
+    data = _payload_bytes(part)
     body.attachments.append(
         NormalizedAttachment(
             filename=filename,
@@ -97,6 +97,12 @@ def _add_leaf(
     )
 
 
+def _payload_bytes(part: Message) -> bytes:
+    """The decoded (base64, quoted-printable) body of a leaf part; never None."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
 def _header_block(block: object) -> str:
     if not isinstance(block, Message):
         return str(block)
@@ -104,7 +110,7 @@ def _header_block(block: object) -> str:
 
 
 def _looks_like_html(part: Message) -> bool:
-    data = part.get_payload(decode=True) or b""
+    data = _payload_bytes(part)
     return data.lstrip()[:200].lower().startswith((b"<html", b"<!doctype", b"<div", b"<p"))
 
 

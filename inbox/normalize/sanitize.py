@@ -54,6 +54,6 @@ def _clean_value(value: Any) -> Any:
             value, filename=filename, content_id=content_id, content_type=content_type
         )
     if isinstance(value, tuple):
-        cleaned = tuple(_clean_value(item) for item in value)
-        return value if all(a is b for a, b in zip(cleaned, value, strict=True)) else cleaned
+        items = tuple(_clean_value(item) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
