@@ -25,7 +25,7 @@ from inbox.models import Attachment, Blob, Conversation, Event, Message, RawReco
 from inbox.normalize.subject import normalize_subject
 from inbox.normalize.types import NormalizedMessage
 from inbox.raw import RawMessage
-from inbox.store_utils import insert_ignore
+from inbox.store_utils import chunked, insert_ignore
 from inbox.threading import EmailThreader, ThreadDecision, new_token
 
 log = structlog.get_logger(__name__)
@@ -93,10 +93,8 @@ class BatchWriter:
     def prefetch(self, items: list[Prepared]) -> None:
         normalized = [item.normalized for item in items if item.normalized is not None]
         keys = sorted({n.content_hash for n in normalized})
-        for start in range(0, len(keys), 500):
-            found = self.session.scalars(
-                select(Message).where(Message.dedupe_key.in_(keys[start : start + 500]))
-            )
+        for chunk in chunked(keys):
+            found = self.session.scalars(select(Message).where(Message.dedupe_key.in_(chunk)))
             self._by_key.update({message.dedupe_key: message for message in found})
         senders = {n.sender.address[:320]: n.sender.name for n in normalized if n.sender}
         self.identities.prefetch("email", set(senders))

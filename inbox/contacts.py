@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from inbox.models import Contact, Identity
+from inbox.store_utils import chunked
 
 
 class IdentityResolver:
@@ -23,8 +24,7 @@ class IdentityResolver:
 
     def prefetch(self, kind: str, addresses: set[str]) -> None:
         wanted = [a for a in addresses if (kind, a) not in self._cache]
-        for chunk_start in range(0, len(wanted), 500):
-            chunk = wanted[chunk_start : chunk_start + 500]
+        for chunk in chunked(wanted):
             rows = self.session.scalars(
                 select(Identity).where(Identity.kind == kind, Identity.address.in_(chunk))
             )

@@ -34,6 +34,7 @@ from inbox.models import (
 )
 from inbox.prepare import Outcome, join, outcomes, prepare_all, worker_init
 from inbox.raw import Batch, RawMessage
+from inbox.store_utils import chunked
 
 log = structlog.get_logger(__name__)
 
@@ -209,8 +210,7 @@ class Pipeline:
 
 def _known_ids(session: Session, connector: str, ids: list[str]) -> set[str]:
     known: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in chunked(ids):
         known.update(
             session.scalars(
                 select(RawRecord.external_id).where(

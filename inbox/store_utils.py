@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -17,3 +18,15 @@ def insert_ignore(
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(model).values(**values)
     session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
+
+
+T = TypeVar("T")
+
+#: Values per IN (...) query: well under SQLite's 32,766 bound parameters, and short enough for
+#: PostgreSQL to plan well.
+IN_CHUNK = 500
+
+
+def chunked(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

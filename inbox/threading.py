@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from inbox.config import ThreadingSettings
 from inbox.models import Conversation, Message
 from inbox.normalize.types import NormalizedMessage
+from inbox.store_utils import chunked
 
 TOKEN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 TOKEN_LENGTH = 10
@@ -74,7 +75,7 @@ class EmailThreader:
         """`wanted`: each message with its normalized subject and its contact id."""
         message_ids = {i for m, _, _ in wanted for i in (*m.in_reply_to, *m.references) if i}
         conversation_of_message: dict[str, int] = {}
-        for chunk in _chunks(sorted(message_ids)):
+        for chunk in chunked(sorted(message_ids)):
             rows = self.session.execute(
                 select(Message.message_id_header, Message.conversation_id).where(
                     Message.message_id_header.in_(chunk)
@@ -125,7 +126,7 @@ class EmailThreader:
 
     def _load(self, column: Any, values: set[Any]) -> list[Conversation]:
         loaded: list[Conversation] = []
-        for chunk in _chunks(sorted(values)):
+        for chunk in chunked(sorted(values)):
             loaded.extend(self.session.scalars(select(Conversation).where(column.in_(chunk))))
         return loaded
 
@@ -201,8 +202,3 @@ def _tokens(message: NormalizedMessage) -> list[tuple[str, str]]:
 def _latest_first(conversation: Conversation) -> float:
     last = conversation.last_message_at or conversation.created_at
     return -last.timestamp()
-
-
-def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
