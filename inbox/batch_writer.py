@@ -96,12 +96,14 @@ class BatchWriter:
         for chunk in chunked(keys):
             found = self.session.scalars(select(Message).where(Message.dedupe_key.in_(chunk)))
             self._by_key.update({message.dedupe_key: message for message in found})
-        senders = {n.sender.address[:320]: n.sender.name for n in normalized if n.sender}
-        self.identities.prefetch("email", set(senders))
-        for address, name in senders.items():
-            if address:
-                identity = self.identities.resolve("email", address, name[:300])
-                self._contact_of[address] = identity.contact_id
+        senders = {
+            n.sender.address[:320]: n.sender.name[:300]
+            for n in normalized
+            if n.sender and n.sender.address
+        }
+        self.identities.resolve_many("email", senders)
+        for address in senders:
+            self._contact_of[address] = self.identities.resolve("email", address).contact_id
         self.threader.prefetch([(n, _subject_key(n), self._contact(n)) for n in normalized])
 
     def add(self, item: Prepared) -> None:
