@@ -39,21 +39,22 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
             errors.append(f"more than {MAX_PARTS} MIME parts; the rest kept only in the raw bytes")
             break
         payload = part.get_payload()
-        if part.get_content_type() in _STATUS_TYPES and isinstance(payload, list):
+        if not isinstance(payload, list):
+            _add_leaf(body, plain_parts, part, errors, max_text_chars)
+            continue
+        content_type = part.get_content_type()
+        if content_type in _STATUS_TYPES:
             # A bounce's status fields (RFC 3464) are what an agent reads to see what failed.
             plain_parts.append("\n".join(_header_block(block) for block in payload))
             continue
-        if isinstance(payload, list):
-            if depth >= MAX_DEPTH:
-                errors.append(f"MIME parts nested deeper than {MAX_DEPTH}; the rest kept raw only")
-                continue
-            if part.get_content_type() == "message/rfc822":
-                _add_forwarded(body, part, errors)
-                continue
-            children = [p for p in payload if isinstance(p, Message)]
-            stack.extend((child, depth + 1) for child in reversed(children))
+        if depth >= MAX_DEPTH:
+            errors.append(f"MIME parts nested deeper than {MAX_DEPTH}; the rest kept raw only")
             continue
-        _add_leaf(body, plain_parts, part, errors, max_text_chars)
+        if content_type == "message/rfc822":
+            _add_forwarded(body, part, errors)
+            continue
+        children = [p for p in payload if isinstance(p, Message)]
+        stack.extend((child, depth + 1) for child in reversed(children))
     plain = "\n".join(plain_parts)
     if len(plain) > max_text_chars:
         errors.append(f"text cut at {max_text_chars} characters")
@@ -66,8 +67,8 @@ def _add_leaf(
     body: Body, plain_parts: list[str], part: Message, errors: list[str], max_text_chars: int
 ) -> None:
     content_type = part.get_content_type()
-    filename = _filename(part)
     disposition = part.get_content_disposition()
+    filename = _filename(part) if _may_have_filename(part) else ""
     if content_type.startswith("multipart/"):
         # Its boundary never appears (the parser noted a defect): what is there is the body.
         content_type = "text/html" if _looks_like_html(part) else "text/plain"
@@ -132,6 +133,15 @@ def _add_forwarded(body: Body, part: Message, errors: list[str]) -> None:
             content=data,
         )
     )
+
+
+def _may_have_filename(part: Message) -> bool:
+    """Cheap look before the costly parameter parsing: most body parts name no file."""
+    for header in ("Content-Disposition", "Content-Type"):
+        value = part.get(header)
+        if value is not None and "name" in str(value).lower():
+            return True
+    return False
 
 
 def _filename(part: Message) -> str:
