@@ -24,7 +24,7 @@ from email.utils import parsedate_to_datetime
 from inbox.normalize.addresses import parse_addresses
 from inbox.normalize.auto_flags import auto_flags
 from inbox.normalize.charset import decode_bytes
-from inbox.normalize.headers import decode_value, message_ids
+from inbox.normalize.headers import RawHeaders, decode_value, message_ids
 from inbox.normalize.html_text import html_to_text, split_html_reply
 from inbox.normalize.language import detect_language
 from inbox.normalize.mime_parts import Body, walk_parts
@@ -104,24 +104,6 @@ def _normalize(
     return _build(raw, message, body, languages, errors)
 
 
-class _RawHeaders:
-    """Header values as written, raw 8-bit bytes kept as surrogate escapes (compat32's get()
-    wraps such values in a Header whose str() turns them into replacement characters).
-    Indexed once per message: looking headers up one by one scanned them all each time."""
-
-    def __init__(self, message: Message) -> None:
-        self._values: dict[str, list[str]] = {}
-        for key, value in message.raw_items():
-            self._values.setdefault(key.lower(), []).append(value)
-
-    def all(self, name: str) -> list[str]:
-        return self._values.get(name, [])
-
-    def first(self, name: str) -> str | None:
-        values = self._values.get(name)
-        return values[0] if values else None
-
-
 def _build(
     raw: bytes,
     message: Message,
@@ -129,7 +111,7 @@ def _build(
     languages: Sequence[str],
     errors: list[str],
 ) -> NormalizedMessage:
-    headers = _RawHeaders(message)
+    headers = RawHeaders(message)
     sender = _sender(headers)
     subject = decode_value(headers.first("subject"))[:MAX_SUBJECT_CHARS]
     message_id = next(iter(message_ids(headers.first("message-id"))), "")
@@ -154,7 +136,7 @@ def _build(
         html=body.html,
         language=detect_language(split.new_text or text, languages),
         attachments=tuple(body.attachments),
-        flags=auto_flags(message, sender.address if sender else ""),
+        flags=auto_flags(message, headers, sender.address if sender else ""),
         headers=_kept_headers(headers),
         content_hash=content_hash(
             raw, message_id, [headers.first(h) or "" for h in ("from", "date", "subject")]
@@ -172,7 +154,7 @@ def _split(text: str, body: Body) -> SplitText:
     return SplitText(split.new_text, quoted_all, split.signature)
 
 
-def _sender(headers: _RawHeaders) -> Address | None:
+def _sender(headers: RawHeaders) -> Address | None:
     """The first real mailbox of From, else Sender, else Return-Path. An unquoted comma in a
     display name ("Procurement, BigCorp <p@x>") splits it into a bogus first entry."""
     fallback = None
@@ -201,7 +183,7 @@ def _date(value: object, errors: list[str]) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _kept_headers(headers: _RawHeaders) -> tuple[tuple[str, str], ...]:
+def _kept_headers(headers: RawHeaders) -> tuple[tuple[str, str], ...]:
     kept = []
     for name in KEPT_HEADERS:
         value = headers.first(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from email.header import decode_header
+from email.message import Message
 
 from inbox.normalize.charset import decode_bytes
 
@@ -71,3 +72,21 @@ def message_ids(value: object) -> tuple[str, ...]:
         # Some clients omit the brackets; take whitespace-separated tokens that look like ids.
         found = [token.strip("<>,;") for token in text.split() if "@" in token]
     return tuple(dict.fromkeys(i for i in found if i))
+
+
+class RawHeaders:
+    """Header values as written, raw 8-bit bytes kept as surrogate escapes (compat32's get()
+    wraps such values in a Header whose str() turns them into replacement characters).
+    Indexed once per message: looking headers up one by one scanned them all each time."""
+
+    def __init__(self, message: Message) -> None:
+        self._values: dict[str, list[str]] = {}
+        for key, value in message.raw_items():
+            self._values.setdefault(key.lower(), []).append(value)
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+    def first(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None

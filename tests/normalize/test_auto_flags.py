@@ -31,7 +31,7 @@ def test_automatic_mail_is_flagged_with_its_reason(headers: str, field: str) -> 
     flags = flags_of(headers)
     assert getattr(flags, field)
     assert flags.automatic
-    assert flags.reasons
+    assert headers.split(":")[0] in " ".join(flags.reasons) or "null Return-Path" in flags.reasons
 
 
 def test_auto_submitted_no_is_a_person() -> None:
