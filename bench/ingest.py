@@ -115,6 +115,7 @@ def main() -> None:
         "--postgres", default=os.environ.get("INBOX_TEST_DATABASE_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="normalizing worker processes")
     args = parser.parse_args()
     configure_logging("warning", "console")
     languages = Settings().ingest.languages
@@ -139,9 +140,9 @@ def main() -> None:
             lambda: pipeline_into(f"{sqlite_url}.1", maildir, args.batch_size, [], workers=0),
         )
         sqlite = rate(
-            "pipeline into SQLite, 1 worker",
+            f"pipeline into SQLite, {args.workers} worker(s)",
             n,
-            lambda: pipeline_into(sqlite_url, maildir, args.batch_size, samples),
+            lambda: pipeline_into(sqlite_url, maildir, args.batch_size, samples, args.workers),
         )
         print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
         print(f"{'':<34} {sqlite / bare:.0%} of the bare compat32 rate")
@@ -150,9 +151,9 @@ def main() -> None:
             try:
                 samples = []
                 rate(
-                    "pipeline into PostgreSQL, 1 worker",
+                    f"pipeline into PostgreSQL, {args.workers} worker(s)",
                     n,
-                    lambda: pipeline_into(url, maildir, args.batch_size, samples),
+                    lambda: pipeline_into(url, maildir, args.batch_size, samples, args.workers),
                 )
                 print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
             finally:

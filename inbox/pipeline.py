@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -72,19 +73,21 @@ class Pipeline:
         return self._store(batch, prepare_all(fresh, self.languages), time.perf_counter())
 
     def ingest_many(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, BatchResult]]:
-        """Store batches in order, normalizing the next one in a worker process meanwhile.
+        """Store batches in order, normalizing the next ones in worker processes meanwhile.
 
         Each batch is committed before the next, so cursors advance in order; the caller can
         stop between two batches (what was normalized ahead is simply fetched again later).
         """
-        pending: _Pending | None = None
+        pending: deque[_Pending] = deque()
+        ahead = max(1, self.settings.ingest.workers)
         for batch in batches:
-            submitted = self._submit(batch, overlap=pending is not None)
-            if pending is not None:
-                yield pending.batch, self._finish(pending)
-            pending = submitted
-        if pending is not None:
-            yield pending.batch, self._finish(pending)
+            pending.append(self._submit(batch, overlap=bool(pending)))
+            if len(pending) > ahead:
+                done = pending.popleft()
+                yield done.batch, self._finish(done)
+        while pending:
+            done = pending.popleft()
+            yield done.batch, self._finish(done)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -190,6 +193,7 @@ class Pipeline:
                         updated_at=self.clock(),
                     )
                 )
+            writer.finish()
             session.flush()
             writer.log_stored()
         result = writer.result
