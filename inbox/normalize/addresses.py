@@ -8,7 +8,6 @@ what SMTP envelopes, DKIM and most logs carry.
 
 from __future__ import annotations
 
-import re
 from email.utils import getaddresses
 
 import idna
@@ -43,16 +42,8 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     normalized. Parsing happens before decoding: a decoded name may contain commas."""
     if not values:
         return ()
-    texts = [unescape_raw(str(v)) for v in values if v]
-    pairs: list[tuple[str, str]] = []
-    for text in texts:
-        simple = _simple_mailboxes(text)
-        if simple is None:  # quotes, comments, groups, routes: the full RFC 5322 parser
-            pairs.extend(getaddresses([text]))
-        else:
-            pairs.extend(simple)
     found = []
-    for raw_name, raw_address in pairs:
+    for raw_name, raw_address in getaddresses([unescape_raw(str(v)) for v in values if v]):
         if not raw_address and not raw_name:
             continue
         address = decode_value(raw_address) if "=?" in raw_address else raw_address
@@ -63,27 +54,3 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
         name = decode_value(raw_name).strip('"').strip()
         found.append(Address(address=normalize_address(address), name=name))
     return tuple(dict.fromkeys(found))
-
-
-_ADDR_SPEC = r"[^\s<>\"(),;:\\@\[\]]+@[^\s<>\"(),;:\\@\[\]]+"
-#: `Name <a@b>` or `a@b`, with nothing in the name that RFC 5322 gives a meaning to.
-_SIMPLE_MAILBOX = re.compile(
-    rf"\s*(?:([^\"<>(),;:\\@\[\]]*?)\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*"
-)
-
-
-def _simple_mailboxes(text: str) -> list[tuple[str, str]] | None:
-    """The common header forms, read without `getaddresses` (pure Python, and measured as the
-    costliest step of header parsing): the same pairs for the forms it accepts, else None."""
-    if '"' in text or "(" in text:
-        return None
-    pairs = []
-    for piece in text.split(","):
-        if not piece.strip():
-            continue
-        matched = _SIMPLE_MAILBOX.fullmatch(piece)
-        if matched is None:
-            return None
-        name, bracketed, bare = matched.groups()
-        pairs.append((name or "", bracketed or bare))
-    return pairs

@@ -117,6 +117,7 @@ def _build(
     message_id = next(iter(message_ids(headers.first("message-id"))), "")
     text = body.plain if body.plain.strip() else html_to_text(body.html)
     split = _split(text, body)
+    errors.extend(_defects(message))
     return NormalizedMessage(
         channel="email",
         sender=sender,
@@ -189,6 +190,26 @@ def _kept_headers(headers: RawHeaders) -> tuple[tuple[str, str], ...]:
         if value is not None:
             kept.append((name, decode_value(value)[:500]))
     return tuple(kept)
+
+
+def _defects(message: Message) -> list[str]:
+    found = []
+    for part in _limited_walk(message, 200):
+        for defect in getattr(part, "defects", []):
+            found.append("MIME: " + type(defect).__name__.removesuffix("Defect"))
+    return found[:10]
+
+
+def _limited_walk(message: Message, limit: int) -> list[Message]:
+    parts: list[Message] = []
+    stack = [message]
+    while stack and len(parts) < limit:
+        part = stack.pop()
+        parts.append(part)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(p for p in reversed(payload) if isinstance(p, Message))
+    return parts
 
 
 def _headers_and_text(

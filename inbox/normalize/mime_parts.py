@@ -7,7 +7,6 @@ parts costs what a message of a few hundred does, and never recurses.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -39,13 +38,11 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
         if walked > MAX_PARTS:
             errors.append(f"more than {MAX_PARTS} MIME parts; the rest kept only in the raw bytes")
             break
-        if part.defects and len(errors) < 20:
-            errors.extend(_defect_names(part))
         payload = part.get_payload()
-        content_type = part.get_content_type()
         if not isinstance(payload, list):
-            _add_leaf(body, plain_parts, part, content_type, errors, max_text_chars)
+            _add_leaf(body, plain_parts, part, errors, max_text_chars)
             continue
+        content_type = part.get_content_type()
         if content_type in _STATUS_TYPES:
             # A bounce's status fields (RFC 3464) are what an agent reads to see what failed.
             plain_parts.append("\n".join(_header_block(block) for block in payload))
@@ -67,13 +64,9 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
 
 
 def _add_leaf(
-    body: Body,
-    plain_parts: list[str],
-    part: Message,
-    content_type: str,
-    errors: list[str],
-    max_text_chars: int,
+    body: Body, plain_parts: list[str], part: Message, errors: list[str], max_text_chars: int
 ) -> None:
+    content_type = part.get_content_type()
     disposition = part.get_content_disposition()
     filename = _filename(part) if _may_have_filename(part) else ""
     if content_type.startswith("multipart/"):
@@ -164,23 +157,7 @@ def _filename(part: Message) -> str:
     return decode_value(name).replace("/", "_").replace("\\", "_")[:1000]
 
 
-def _defect_names(part: Message) -> list[str]:
-    return ["MIME: " + type(defect).__name__.removesuffix("Defect") for defect in part.defects]
-
-
-#: The usual `charset=utf-8` / `charset="koi8-r"`, read without get_param's full parameter
-#: parsing (measured: a third of the time spent on a plain one-part message's body).
-_SIMPLE_CHARSET = re.compile(r';\s*charset\s*=\s*"?([A-Za-z0-9._:+-]*)"?\s*(?:;|$)', re.I)
-
-
 def _declared_charset(part: Message) -> str | None:
-    content_type = part.get("Content-Type")
-    if isinstance(content_type, str) and "charset*" not in content_type.lower():
-        found = _SIMPLE_CHARSET.search(content_type)
-        if found is not None:
-            return found.group(1) or None
-        if "charset" not in content_type.lower():
-            return None
     try:
         charset = part.get_param("charset")
     except Exception:

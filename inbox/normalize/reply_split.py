@@ -78,49 +78,39 @@ def split_reply(text: str) -> SplitText:
 
 
 def _history_start(lines: list[str]) -> int | None:
-    """Index of the first line of the quoted history. Cheap string tests guard each regex:
-    this runs on every message, and most lines are plain prose."""
-    last_unquoted = _last_unquoted(lines)
     for index, line in enumerate(lines):
         stripped = line.strip()
         if not stripped:
             continue
-        first = stripped[0]
-        if first == ">":
-            if index > last_unquoted:  # only quotes from here on
+        if _SEPARATOR.match(stripped):
+            return index
+        if _UNDERLINE.match(stripped) and _outlook_block_at(lines, index + 1):
+            return index
+        if _HEADER_FROM.match(stripped) and _outlook_block_at(lines, index):
+            return index
+        if stripped.startswith(">"):
+            if _only_quotes_after(lines, index):
                 return _attribution_above(lines, index)
             continue
-        if first == "-" and _SEPARATOR.match(stripped):
-            return index
-        if first == "_" and _UNDERLINE.match(stripped) and _outlook_block_at(lines, index + 1):
-            return index
-        has_colon = ":" in stripped or "：" in stripped
-        if has_colon and _HEADER_FROM.match(stripped) and _outlook_block_at(lines, index):
-            return index
         # Attribution lines end with a colon; checking that first keeps the regex off most lines.
-        if has_colon and stripped.endswith((":", "：")) and _ATTRIBUTION.match(stripped):
+        if stripped.endswith((":", "：")) and _ATTRIBUTION.match(stripped):
             return index
-        following = lines[index + 1].rstrip() if index + 1 < len(lines) else ""
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
         if following.endswith((":", "：")) and len(stripped) < 200:
-            following = following.strip()
             joined = f"{stripped} {following}"
             if _ATTRIBUTION.match(joined) and not _ATTRIBUTION.match(following):
                 return index
     return None
 
 
-def _last_unquoted(lines: list[str]) -> int:
-    for index in range(len(lines) - 1, -1, -1):
-        stripped = lines[index].lstrip()
-        if stripped and not stripped.startswith(">"):
-            return index
-    return -1
-
-
 def _outlook_block_at(lines: list[str], index: int) -> bool:
     if index >= len(lines) or not _HEADER_FROM.match(lines[index]):
         return False
     return any(_HEADER_SENT.match(line) for line in lines[index + 1 : index + 5])
+
+
+def _only_quotes_after(lines: list[str], index: int) -> bool:
+    return all(not line.strip() or line.lstrip().startswith(">") for line in lines[index:])
 
 
 def _attribution_above(lines: list[str], index: int) -> int:

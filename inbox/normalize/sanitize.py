@@ -1,31 +1,25 @@
 """Text safe for every store: no NUL (PostgreSQL refuses it in text columns) and no lone
 surrogates (no database encoder accepts them). Applied to a normalized message as a last step,
-so that one hostile message can never fail its batch's transaction.
-
-It runs on every message, so a clean string (nearly all of them) costs one `in` test and, if it
-is not ASCII, one regex search; only dirty values are rebuilt.
-"""
+so that one hostile message can never fail its batch's transaction."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from inbox.normalize.types import Address, NormalizedAttachment, NormalizedMessage
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def is_clean(text: str) -> bool:
-    return "\x00" not in text and (text.isascii() or _SURROGATE.search(text) is None)
-
 
 def clean_text(text: str) -> str:
-    if is_clean(text):
-        return text
-    text = text.replace("\x00", "")
-    return _SURROGATE.sub("\ufffd", text)
+    if text.isascii():
+        return text.replace("\x00", "") if "\x00" in text else text
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def clean_message(message: NormalizedMessage) -> NormalizedMessage:
@@ -40,24 +34,26 @@ def clean_message(message: NormalizedMessage) -> NormalizedMessage:
 
 def _clean_value(value: Any) -> Any:
     if isinstance(value, str):
-        return value if is_clean(value) else clean_text(value)
+        cleaned = clean_text(value)
+        return value if cleaned == value else cleaned
     if isinstance(value, Address):
-        if is_clean(value.address) and is_clean(value.name):
+        address, name = clean_text(value.address), clean_text(value.name)
+        if (address, name) == (value.address, value.name):
             return value
-        return Address(clean_text(value.address), clean_text(value.name))
+        return Address(address, name)
     if isinstance(value, NormalizedAttachment):
-        texts = (value.filename, value.content_id, value.content_type)
-        if all(is_clean(text) for text in texts):
+        filename, content_id = clean_text(value.filename), clean_text(value.content_id)
+        content_type = clean_text(value.content_type)
+        if (filename, content_id, content_type) == (
+            value.filename,
+            value.content_id,
+            value.content_type,
+        ):
             return value
         return dataclasses.replace(
-            value,
-            filename=clean_text(value.filename),
-            content_id=clean_text(value.content_id),
-            content_type=clean_text(value.content_type),
+            value, filename=filename, content_id=content_id, content_type=content_type
         )
     if isinstance(value, tuple):
-        if not value:
-            return value
         items = tuple(_clean_value(item) for item in value)
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
