@@ -4,7 +4,7 @@ Measured first (bench/ingest.py): written the obvious way, one ORM flush and fou
 message, the store cost 7 ms a message and the pipeline ran at 130 messages/s. So a batch is
 written the way a database likes: everything it may need (duplicates, senders, conversations
 it may join) is loaded up front in a few IN queries, decisions are made in memory, and the new
-rows go out in one flush, which SQLAlchemy sends as multi-row INSERTs.
+rows go out as multi-row INSERTs at the end (`finish`). Now about 0.3 ms a message on SQLite.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from inbox.config import Settings
 from inbox.contacts import IdentityResolver
-from inbox.models import Attachment, Blob, Conversation, Event, Message, RawRecord
+from inbox.models import Attachment, Base, Blob, Conversation, Event, Message, RawRecord
 from inbox.normalize.subject import normalize_subject
 from inbox.normalize.types import NormalizedMessage
+from inbox.prepare import Prepared
 from inbox.raw import RawMessage
 from inbox.store_utils import chunked, insert_ignore
 from inbox.threading import EmailThreader, ThreadDecision, new_token
@@ -33,16 +34,6 @@ log = structlog.get_logger(__name__)
 
 #: Past this, a Date header is treated as wrong (clock skew, spam) and the arrival time is used.
 MAX_FUTURE_SKEW = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A raw message with its normalized form (None: keep it raw only, `error` says why)."""
-
-    raw: RawMessage
-    normalized: NormalizedMessage | None
-    error: str
-    crashed: bool = False
 
 
 @dataclass
@@ -102,6 +93,7 @@ class BatchWriter:
         #: Rows whose ids come from the messages above: (row, message or None).
         self._raw_rows: list[tuple[dict[str, Any], Message | _NewMessage | None]] = []
         self._event_rows: list[tuple[dict[str, Any], Conversation | None, Any]] = []
+        self._new_conversations: list[Conversation] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -169,27 +161,35 @@ class BatchWriter:
         new_messages, self._new_messages = self._new_messages, []
         raw_rows, self._raw_rows = self._raw_rows, []
         event_rows, self._event_rows = self._event_rows, []
+        self._number_new_conversations()
         self.session.flush()
+        # Core statements on the tables: the ORM's bulk path inspects every row against the
+        # mapper, which cost a third of the store's time (measured with cProfile).
+        connection = self.session.connection()
         if new_messages:
             rows = [{**m.row, "conversation_id": m.conversation.id} for m in new_messages]
-            statement = insert(Message).returning(Message.id, sort_by_parameter_order=True)
-            ids = self.session.scalars(statement, rows).all()
-            for message, message_id in zip(new_messages, ids, strict=True):
-                message.id = message_id
+            # RETURNING rows come back in no set order, and asking SQLite for parameter order
+            # makes SQLAlchemy send one INSERT per row: match them up by external id instead,
+            # which is unique among the new messages of a batch (the pipeline dedupes it).
+            messages = _table(Message)
+            statement = insert(messages).returning(messages.c.id, messages.c.external_id)
+            ids = {row.external_id: row.id for row in connection.execute(statement, rows)}
+            for message in new_messages:
+                message.id = ids[message.raw.external_id]
             attachments = [{**a, "message_id": m.id} for m in new_messages for a in m.attachments]
             if attachments:
-                self.session.execute(insert(Attachment), attachments)
+                connection.execute(insert(_table(Attachment)), attachments)
         if raw_rows:
-            self.session.execute(
-                insert(RawRecord),
+            connection.execute(
+                insert(_table(RawRecord)),
                 [
                     {**row, "message_id": message.id if message else None}
                     for row, message in raw_rows
                 ],
             )
         if event_rows:
-            self.session.execute(
-                insert(Event),
+            connection.execute(
+                insert(_table(Event)),
                 [
                     {
                         **row,
@@ -200,6 +200,22 @@ class BatchWriter:
                 ],
             )
         self._logged.extend(new_messages)
+
+    def _number_new_conversations(self) -> None:
+        """Give this batch's new conversations their ids before the flush, on SQLite.
+
+        SQLite cannot tie the rows of a multi-row INSERT ... RETURNING to their parameter sets,
+        so the ORM sends one INSERT per new conversation there. This writer holds SQLite's
+        write lock for its whole transaction (BEGIN IMMEDIATE), so numbering from max(id) is
+        what SQLite itself would do, and the flush becomes one executemany. PostgreSQL keeps
+        its sequence: it batches ordered RETURNING fine.
+        """
+        new, self._new_conversations = self._new_conversations, []
+        if not new or self.session.get_bind().dialect.name != "sqlite":
+            return
+        highest = self.session.scalar(select(func.max(Conversation.id))) or 0
+        for offset, conversation in enumerate(new, start=1):
+            conversation.id = highest + offset
 
     def _contact(self, normalized: NormalizedMessage) -> int | None:
         sender = normalized.sender
@@ -334,6 +350,7 @@ class BatchWriter:
             last_message_at=message_time,
         )
         self.session.add(conversation)
+        self._new_conversations.append(conversation)
         detail: dict[str, object] = {"reason": decision.reason}
         if decision.previous is not None:
             detail["previous_conversation_id"] = decision.previous.id
@@ -380,6 +397,10 @@ class BatchWriter:
                 }
             )
         return rows
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _subject_key(normalized: NormalizedMessage) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from inbox.config import ThreadingSettings
@@ -89,13 +89,15 @@ class EmailThreader:
         tokens = {token for m, _, _ in wanted for token, _ in _tokens(m)}
         for conversation in self._load(Conversation.token, tokens):
             self._by_token[conversation.token] = conversation
-        contacts = {contact for _, subject, contact in wanted if contact is not None and subject}
-        subjects = {subject for _, subject, contact in wanted if contact is not None and subject}
-        if contacts:
+        # Pairs, not contacts x subjects: a regular customer has many conversations, and the
+        # cross product loaded three conversations a message that no message could join.
+        pairs = {(contact, subject) for _, subject, contact in wanted if contact and subject}
+        for pair_chunk in chunked(sorted(pairs)):
             candidates = self.session.scalars(
                 select(Conversation).where(
-                    Conversation.contact_id.in_(contacts),
-                    Conversation.normalized_subject.in_(subjects),
+                    tuple_(Conversation.contact_id, Conversation.normalized_subject).in_(
+                        pair_chunk
+                    ),
                     Conversation.status.in_(OPEN_STATUSES),
                     Conversation.channel == "email",
                 )
