@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector
-from inbox.config import Settings
+from inbox.config import Settings, default_workers
 from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
@@ -45,8 +45,9 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """RUSAGE_CHILDREN: the largest of the ended workers (their pools are shut down)."""
+    return resource.getrusage(who).ru_maxrss / 1e3
 
 
 def files(maildir: Path) -> Iterator[bytes]:
@@ -74,7 +75,7 @@ def normalize_all(maildir: Path, languages: list[str]) -> None:
 
 
 def pipeline_into(
-    url: str, maildir: Path, batch_size: int, samples: list[str], workers: int = 1
+    url: str, maildir: Path, batch_size: int, samples: list[str], workers: int
 ) -> None:
     upgrade(url)
     engine = make_engine(url)
@@ -115,7 +116,12 @@ def main() -> None:
         "--postgres", default=os.environ.get("INBOX_TEST_DATABASE_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--workers", type=int, default=1, help="normalizing worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="normalizing worker processes (default, as in the config: one per CPU, up to 4)",
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     languages = Settings().ingest.languages
@@ -158,7 +164,10 @@ def main() -> None:
                 print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
             finally:
                 drop()
-    print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    print(
+        f"peak RSS: main process {peak_rss_mb():.0f} MB, "
+        f"largest worker {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.batch_writer import BatchResult, BatchWriter, Prepared
+from inbox.batch_writer import BatchResult, BatchWriter
 from inbox.config import Settings
 from inbox.db import transaction
 from inbox.models import (
@@ -33,7 +33,15 @@ from inbox.models import (
     RawRecord,
     utcnow,
 )
-from inbox.prepare import Outcome, join, outcomes, prepare_all, worker_init
+from inbox.prepare import (
+    Outcome,
+    Prepared,
+    join,
+    outcomes,
+    prepare_all,
+    warm_up,
+    worker_init,
+)
 from inbox.raw import Batch, RawMessage
 from inbox.store_utils import chunked
 
@@ -66,6 +74,7 @@ class Pipeline:
         self.languages = list(settings.ingest.languages)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_broken = False
+        self._warming: list[Future[None]] = []
 
     def ingest(self, batch: Batch) -> BatchResult:
         """Normalize and store one batch, in this process."""
@@ -80,6 +89,7 @@ class Pipeline:
         """
         pending: deque[_Pending] = deque()
         ahead = max(1, self.settings.ingest.workers)
+        self._worker_pool()  # workers start up while the first batch is normalized here
         for batch in batches:
             pending.append(self._submit(batch, overlap=bool(pending)))
             if len(pending) > ahead:
@@ -98,6 +108,8 @@ class Pipeline:
         fresh = self._fresh(batch)
         started = time.perf_counter()
         pool = self._worker_pool() if overlap else None
+        if pool is not None and not all(future.done() for future in self._warming):
+            pool = None  # still starting: normalizing here meanwhile beats waiting for them
         if pool is not None:
             try:
                 return _Pending(batch, fresh, pool.submit(outcomes, fresh, self.languages), started)
@@ -128,6 +140,9 @@ class Pipeline:
                 initializer=worker_init,
                 initargs=(os.getpid(), logging.level, logging.format),
             )
+            # Starting a worker (an interpreter, our imports, the language models) takes about
+            # half a second: ask each for a small job now, so that none starts on real mail.
+            self._warming = [self._pool.submit(warm_up, self.languages) for _ in range(workers)]
         return self._pool
 
     def _pool_failed(self, error: BaseException) -> None:

@@ -229,10 +229,14 @@ def _plausible_latin(text: str) -> bool:
     "Hyvää päivää" is about half); Japanese or Chinese bytes read as Latin-1 are full of odd
     symbols. Counted with regexes: this runs on every Latin-labelled part."""
     sample = text[:4000]
+    if sample.isascii():
+        return True
     odd = len(_ODD_SYMBOLS.findall(sample))
     upper = len(_LATIN_UPPER_LETTERS.findall(sample))
     if odd > 2 and odd > 0.3 * (odd + upper):
         return False
+    if upper == 0:
+        return True
     letters = upper + len(_ASCII_LETTERS.findall(sample))
     # Under a handful of letters there is nothing to judge by ("Öö" is fine Finnish).
     return letters <= 3 or upper / letters < 0.7

@@ -82,11 +82,13 @@ def _history_start(lines: list[str]) -> int | None:
         stripped = line.strip()
         if not stripped:
             continue
-        if _SEPARATOR.match(stripped):
+        # Cheap looks at the first character and the colon keep the regexes off most lines.
+        first = stripped[0]
+        if first == "-" and _SEPARATOR.match(stripped):
             return index
-        if _UNDERLINE.match(stripped) and _outlook_block_at(lines, index + 1):
+        if first == "_" and _UNDERLINE.match(stripped) and _outlook_block_at(lines, index + 1):
             return index
-        if _HEADER_FROM.match(stripped) and _outlook_block_at(lines, index):
+        if ":" in stripped and _HEADER_FROM.match(stripped) and _outlook_block_at(lines, index):
             return index
         if stripped.startswith(">"):
             if _only_quotes_after(lines, index):
