@@ -62,6 +62,20 @@ class BatchResult:
         self.conversation_ids.extend(other.conversation_ids)
 
 
+@dataclass
+class Arrival:
+    """A message stored by this batch, as the rules see it (rules/apply.py)."""
+
+    conversation: Conversation
+    message_id: int | None
+    #: The message's stored columns (channel, from_address, subject, new_text, headers, ...).
+    columns: dict[str, Any]
+    attachments: list[dict[str, Any]]
+    new_conversation: bool
+    #: The message opened a closed conversation again.
+    reopened: bool = False
+
+
 @dataclass(eq=False)
 class _NewMessage:
     """A message of this batch, inserted by `finish` once its conversation has an id."""
@@ -94,6 +108,8 @@ class BatchWriter:
         self._raw_rows: list[tuple[dict[str, Any], Message | _NewMessage | None]] = []
         self._event_rows: list[tuple[dict[str, Any], Conversation | None, Any]] = []
         self._new_conversations: list[Conversation] = []
+        #: Stored messages for the rules: (message, opened a new conversation, reopened one).
+        self._arrivals: list[tuple[_NewMessage, bool, bool]] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -125,6 +141,7 @@ class BatchWriter:
     def add_isolated(self, item: Prepared, remaining: list[Prepared]) -> None:
         """Store one message in a savepoint; if the store refuses it, keep it raw-only."""
         attempt = BatchResult()
+        arrivals_before = len(self._arrivals)
         try:
             with self.session.begin_nested():
                 self._add(item, attempt)
@@ -135,12 +152,27 @@ class BatchWriter:
             reason = f"could not be stored: {error!r}"[:500]
             self.log.error("message_refused", external_id=item.raw.external_id, error=reason)
             self._reset()  # the caches may hold rows the savepoint rolled back
+            del self._arrivals[arrivals_before:]
             self.prefetch(remaining)
             with self.session.begin_nested():
                 self._add(Prepared(item.raw, None, reason), self.result)
                 self.finish()
             return
         self.result.add(attempt)
+
+    def arrivals(self) -> list[Arrival]:
+        """After `finish`: the stored messages, for the rules."""
+        return [
+            Arrival(
+                conversation=message.conversation,
+                message_id=message.id,
+                columns=message.row,
+                attachments=message.attachments,
+                new_conversation=new,
+                reopened=reopened,
+            )
+            for message, new, reopened in self._arrivals
+        ]
 
     def log_stored(self) -> None:
         """After the flush, when the new rows have their ids."""
@@ -277,6 +309,7 @@ class BatchWriter:
         message_time = _message_time(normalized.sent_at, raw.received_at)
         subject_key = _subject_key(normalized)
         decision = self.threader.decide(normalized, subject_key, contact_id, message_time)
+        was_closed = decision.conversation is not None and decision.conversation.status == "closed"
         conversation = decision.conversation or self._open_conversation(
             normalized, subject_key, contact_id, message_time, decision
         )
@@ -317,6 +350,7 @@ class BatchWriter:
             row, conversation, raw, decision.reason, self._attachment_rows(normalized)
         )
         self._new_messages.append(message)
+        self._arrivals.append((message, decision.conversation is None, was_closed))
         # No event per arrival: the message row itself says when, from where and why it joined
         # (thread_reason); events are for decisions and for what happened besides a message.
         self._update_conversation(conversation, normalized, message_time, decision)

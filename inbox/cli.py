@@ -103,12 +103,14 @@ def run(app: AppContext, once: bool, demo: bool) -> None:
         app.overrides["connectors"] = [
             {"name": "demo", "type": "maildir", "path": str(DEMO_MAILDIR), "after_ingest": "leave"}
         ]
+        if "rules_file" not in app.overrides:
+            app.overrides["rules_file"] = str(example_rules_path())
     loaded = app.config()
     try:
         connectors = build_connectors(loaded)
     except ConfigError as error:
         fail_with_config_error(error)
-    daemon = Daemon(loaded.settings, connectors)
+    daemon = Daemon(loaded.settings, connectors, rules=rules_in_force(loaded.settings))
     daemon.install_signal_handlers()
     totals = daemon.run(once=once)
     if once:
@@ -196,6 +198,29 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
         f"{totals.already_stored} already stored, {totals.parse_errors} parsed with errors, "
         f"{totals.raw_only} kept raw only, {totals.crashed} crashed"
     )
+
+
+def example_rules_path() -> Path:
+    """The example desk's rules (rules/examples/), which the demo runs."""
+    return Path(str(resources.files("rules") / "examples" / "desk.yaml"))
+
+
+def rules_in_force(settings: Any) -> Any:
+    """The configured rules, loaded; exits 2 with every problem if the file cannot be used
+    (at start there are no rules in force to keep, and running unrouted would hide it)."""
+    from rules.errors import RulesInvalid
+    from rules.holder import RulesInForce
+
+    if settings.rules_file is None:
+        log.warning("no_rules_file_configured")
+        return None
+    try:
+        return RulesInForce(Path(settings.rules_file))
+    except RulesInvalid as invalid:
+        click.echo(f"inbox: the rules cannot be used ({invalid}):", err=True)
+        for problem in invalid.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
 
 
 def _stderr_console() -> Any:

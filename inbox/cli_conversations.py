@@ -196,6 +196,7 @@ def show_conversation(app: AppContext, conversation_id: int, as_json: bool, full
                 {"kind": e.kind, "actor": e.actor, "detail": e.detail, "at": _iso(e.created_at)}
                 for e in events
             ]
+            document["why"] = _why(conversation, events)
             click.echo(json.dumps(document, ensure_ascii=False, indent=2))
             return
         _print_conversation(conversation, events, full)
@@ -286,10 +287,27 @@ def _print_conversation(conversation: Conversation, events: Any, full: bool) -> 
                 f" · sha256 {a.sha256[:12]}",
                 markup=False,
             )
+    why = _why(c, events)
+    if why:
+        out.rule("why")
+        for line in why:
+            out.print(line, markup=False)
     out.rule("history")
     for e in events:
         detail = " ".join(f"{k}={v}" for k, v in e.detail.items())
         out.print(f"{_when(e.created_at)} {e.kind} by {e.actor}: {detail}", markup=False)
+
+
+def _why(conversation: Conversation, events: Any) -> list[str]:
+    from rules.explain import EventView, explain
+
+    return explain(
+        (EventView(e.kind, e.actor, e.detail) for e in events),
+        tags=[t.name for t in conversation.tags],
+        priority=conversation.priority,
+        assignee=conversation.assignee or "",
+        team=conversation.team or "",
+    )
 
 
 @click.group()

@@ -1,5 +1,8 @@
 """`inbox run`: poll every connector, push each batch through the pipeline, never die.
 
+SIGHUP (systemd's ExecReload) and a change of the rules file reload the rules between two
+batches; a file that fails validation is refused and the rules in force stay.
+
 One failing connector (an unreadable folder, a bug in its parser) is logged with its reason and
 retried with exponential backoff and jitter, while the others go on. SIGTERM and SIGINT let the
 batch in flight commit (it is one transaction) and then stop.
@@ -23,10 +26,13 @@ from inbox.config import Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.models import Cursor
 from inbox.pipeline import BatchResult, Pipeline
+from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+#: How often the rules file is looked at for changes (a stat per file) while idle.
+RULES_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -39,15 +45,27 @@ class _ConnectorState:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, connectors: Sequence[Connector]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connectors: Sequence[Connector],
+        rules: RulesInForce | None = None,
+    ) -> None:
         self.settings = settings
         self.url = settings.effective_database_url
         self.engine = make_engine(self.url)
+        self.rules = rules
         self.pipeline = Pipeline(
-            make_sessionmaker(self.engine), make_sessionmaker(self.engine, writer=True), settings
+            make_sessionmaker(self.engine),
+            make_sessionmaker(self.engine, writer=True),
+            settings,
+            rules=rules,
         )
         self.states = [_ConnectorState(connector) for connector in connectors]
         self.stopping = threading.Event()
+        #: Set by SIGHUP and by stop signals: ends the wait between polls early.
+        self.wake = threading.Event()
+        self.reload_requested = False
         #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
         self.failed_connectors: list[str] = []
 
@@ -57,10 +75,26 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
         self.stopping.set()
+        self.wake.set()
+
+    def _on_reload_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        # Only a flag here: the reload itself runs in the main loop, between two batches.
+        self.reload_requested = True
+        self.wake.set()
+
+    def _reload_rules(self) -> None:
+        if self.rules is None:
+            return
+        if self.reload_requested:
+            self.reload_requested = False
+            self.rules.reload("SIGHUP")
+        else:
+            self.rules.reload_if_changed()
 
     def run(self, *, once: bool = False) -> BatchResult:
         """Poll until stopped (or one pass with `once`); returns the totals of this run."""
@@ -74,6 +108,7 @@ class Daemon:
             log.warning("no_connectors_configured")
         try:
             while not self.stopping.is_set():
+                self._reload_rules()
                 for state in self.states:
                     if self.stopping.is_set():
                         break
@@ -81,7 +116,8 @@ class Daemon:
                         self._poll(state)
                 if once:
                     break
-                self.stopping.wait(self._seconds_to_next_poll())
+                self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))
+                self.wake.clear()
         finally:
             for state in self.states:
                 state.connector.close()

@@ -266,6 +266,28 @@ class ConversationTag(Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
 
 
+class ContactTag(Base):
+    """Tags on a contact (`vip`), set by rules (`tag_contact`) and tested by them."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AssignmentPointer(Base):
+    """Where a team's round-robin stands: the agent it gave the last conversation to. In the
+    store, not in memory, so turns stay fair across restarts and between processes."""
+
+    __tablename__ = "assignment_pointers"
+
+    team: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_agent: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Event(Base):
     """The audit trail: what happened to a conversation, by whom or which rule, and why."""
 

@@ -44,6 +44,8 @@ from inbox.prepare import (
 )
 from inbox.raw import Batch, RawMessage
 from inbox.store_utils import chunked
+from rules.apply import run_rules
+from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
@@ -66,8 +68,11 @@ class Pipeline:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        rules: RulesInForce | None = None,
     ) -> None:
         self.readers = readers
+        #: Routing rules run on each batch's new messages in its transaction (None: no rules).
+        self.rules = rules
         self.writers = writers
         self.settings = settings
         self.clock = clock
@@ -188,6 +193,7 @@ class Pipeline:
         return result
 
     def _write(self, batch: Batch, prepared: list[Prepared], *, careful: bool) -> BatchResult:
+        began = self.clock()
         with transaction(self.writers) as session, session.no_autoflush:
             # Another process may have stored some since the first look.
             known_now = self._already_stored(session, batch.connector, [p.raw for p in prepared])
@@ -210,6 +216,13 @@ class Pipeline:
                 )
             writer.finish()
             session.flush()
+            if self.rules is not None:
+                # One reference per batch: a reload in between never mixes two rule sets.
+                compiled = self.rules.current
+                run_rules(
+                    session, compiled, writer.arrivals(), now=self.clock(), batch_started=began
+                )
+                session.flush()
             writer.log_stored()
         result = writer.result
         result.conversation_ids = list(dict.fromkeys(c.id for c in writer.conversations))

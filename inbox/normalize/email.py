@@ -39,20 +39,29 @@ MAX_TEXT_CHARS = 1_000_000
 #: raw bytes, and the content hash covers all of it.
 MAX_PARSE_BYTES = 16 * 1024 * 1024
 MAX_SUBJECT_CHARS = 2_000
-#: Headers kept for rules and for the agent's view; everything else stays in the raw bytes.
-KEPT_HEADERS = (
-    "list-id",
-    "x-mailer",
-    "user-agent",
-    "auto-submitted",
-    "precedence",
-    "delivered-to",
-    "x-original-to",
-    "organization",
-    "x-priority",
-    "importance",
-    "x-spam-flag",
+#: Headers not kept with the message (they stay in the raw bytes): transport traces and
+#: signatures, long and of no use to a rule or an agent; the MIME ones are read into the body.
+DROPPED_HEADERS = frozenset(
+    {
+        "received",
+        "dkim-signature",
+        "domainkey-signature",
+        "x-google-dkim-signature",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+        "x-received",
+        "x-gm-message-state",
+        "x-google-smtp-source",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "mime-version",
+    }
 )
+#: Bounds on what is kept, so a hostile message cannot bloat its row.
+MAX_KEPT_HEADERS = 60
+MAX_HEADER_CHARS = 500
 
 
 def normalize_email(
@@ -184,11 +193,15 @@ def _date(value: object, errors: list[str]) -> datetime | None:
 
 
 def _kept_headers(headers: RawHeaders) -> tuple[tuple[str, str], ...]:
+    """The first value of each header a rule may test (`headers: {x-priority: ...}`)."""
     kept = []
-    for name in KEPT_HEADERS:
-        value = headers.first(name)
-        if value is not None:
-            kept.append((name, decode_value(value)[:500]))
+    for name in headers.names():
+        if name in DROPPED_HEADERS or name.startswith("x-ms-exchange-"):
+            continue
+        value = headers.first(name) or ""
+        kept.append((name[:100], decode_value(value)[:MAX_HEADER_CHARS]))
+        if len(kept) == MAX_KEPT_HEADERS:
+            break
     return tuple(kept)
 
 

@@ -13,6 +13,7 @@ from email.message import Message
 from inbox.normalize.charset import decode_bytes
 
 _WHITESPACE = re.compile(r"\s+")
+_NEEDS_FOLDING = re.compile(r"[\t\r\n\x0b\x0c]|  ")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 # Encoded words glued to text or split mid-character by broken clients: decode_header needs
 # whitespace around them.
@@ -24,6 +25,8 @@ def decode_value(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
+    if "=?" not in text and text.isascii() and not _NEEDS_FOLDING.search(text):
+        return text.strip()  # most values: plain ASCII on one line
     text = _decode_encoded_words(text) if "=?" in text else unescape_raw(text)
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -86,6 +89,10 @@ class RawHeaders:
 
     def all(self, name: str) -> list[str]:
         return self._values.get(name, [])
+
+    def names(self) -> list[str]:
+        """Lowercased names, in the order they first appear."""
+        return list(self._values)
 
     def first(self, name: str) -> str | None:
         values = self._values.get(name)

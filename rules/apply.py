@@ -1,0 +1,404 @@
+"""Running the rules on the messages of a batch and writing what they decide, in its transaction.
+
+For each new message: its facts (message, conversation, contact, time) are gathered, the rules
+evaluated, and the decisions written to the conversation together with an event per decision
+naming the rule and what it matched (the explanation `inbox conversations show` prints), and
+outbox rows for the Slack messages. All of it commits with the batch or not at all.
+
+Assignment happens on a new conversation, on a follow-up that reopened a closed one, and on one
+still waiting unassigned; an assigned conversation keeps its agent unless the rule says
+`reassign: true`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from inbox.batch_writer import Arrival
+from inbox.models import (
+    Contact,
+    ContactTag,
+    Conversation,
+    ConversationTag,
+    Event,
+    OutboxItem,
+    Tag,
+)
+from inbox.store_utils import chunked, insert_ignore
+from rules.assignment import Assigner
+from rules.engine import CompiledRules, Evaluation
+from rules.facts import Facts
+
+log = structlog.get_logger(__name__)
+
+
+def facts_from_columns(
+    columns: Mapping[str, Any],
+    attachments: Sequence[Mapping[str, Any]],
+    conversation: Conversation,
+    *,
+    now: datetime,
+    new_conversation: bool,
+    tags: frozenset[str],
+    contact_known: bool,
+    contact_conversations: int,
+    contact_tags: frozenset[str],
+) -> Facts:
+    """Facts of a stored message (the same columns in the batch writer and in the store)."""
+    created = conversation.created_at or now
+    return Facts(
+        now=now,
+        channel=columns.get("channel") or "email",
+        connector=columns.get("connector") or "",
+        from_address=columns.get("from_address") or "",
+        from_name=columns.get("from_name") or "",
+        to=tuple(columns.get("to_addresses") or ()),
+        cc=tuple(columns.get("cc_addresses") or ()),
+        subject=columns.get("subject") or "",
+        body=columns.get("new_text") or columns.get("text") or "",
+        headers=dict(columns.get("headers") or {}),
+        attachment_types=tuple(a["content_type"] for a in attachments),
+        attachment_names=tuple(a["filename"] for a in attachments if a["filename"]),
+        language=columns.get("language") or "",
+        auto_submitted=bool(columns.get("auto_submitted")),
+        bulk=bool(columns.get("bulk") or columns.get("list_mail")),
+        new_conversation=new_conversation,
+        status=conversation.status,
+        tags=tags,
+        priority=conversation.priority,
+        assignee=conversation.assignee or "",
+        team=conversation.team or "",
+        message_count=conversation.message_count,
+        age=max(now - created, timedelta(0)),
+        contact_known=contact_known,
+        contact_conversations=contact_conversations,
+        contact_tags=contact_tags,
+    )
+
+
+def run_rules(
+    session: Session,
+    compiled: CompiledRules,
+    arrivals: Sequence[Arrival],
+    *,
+    now: datetime,
+    batch_started: datetime,
+) -> list[Evaluation]:
+    """The rules for a batch's messages, in a savepoint. If applying them fails (a bug, a
+    refused row), the messages stay stored: each is tried alone, and one that still fails is
+    recorded as `rules_failed` on its conversation instead of failing the batch."""
+    if not arrivals:
+        return []
+    try:
+        with session.begin_nested():
+            return RulesPass(session, compiled, now, batch_started).run(arrivals)
+    except Exception as error:
+        log.warning("rules_pass_failed_retrying_one_by_one", error=repr(error)[:300])
+    evaluations = []
+    for arrival in arrivals:
+        try:
+            with session.begin_nested():
+                rules_pass = RulesPass(session, compiled, now, batch_started)
+                evaluations.extend(rules_pass.run([arrival]))
+        except Exception as error:
+            log.exception("rules_failed", conversation_id=arrival.conversation.id)
+            session.add(
+                Event(
+                    conversation_id=arrival.conversation.id,
+                    message_id=arrival.message_id,
+                    kind="rules_failed",
+                    actor="rules",
+                    detail={"error": repr(error)[:500], "rules_version": compiled.version},
+                    created_at=now,
+                )
+            )
+    return evaluations
+
+
+class RulesPass:
+    """Evaluates and applies the rules for one batch, inside its transaction."""
+
+    def __init__(
+        self, session: Session, compiled: CompiledRules, now: datetime, batch_started: datetime
+    ) -> None:
+        self.session = session
+        self.compiled = compiled
+        self.ruleset = compiled.ruleset
+        self.now = now
+        self.batch_started = batch_started
+        self.assigner = Assigner(session, self.ruleset, now)
+        self._tag_ids: dict[str, int] = {}
+        self.log = log.bind(rules_version=compiled.version)
+
+    def run(self, arrivals: Sequence[Arrival]) -> list[Evaluation]:
+        if not arrivals:
+            return []
+        conversations = {a.conversation.id: a.conversation for a in arrivals}
+        tags = self._conversation_tags(list(conversations))
+        contacts = {c.contact_id for c in conversations.values() if c.contact_id is not None}
+        contact_tags = self._contact_tags(sorted(contacts))
+        earlier = self._earlier_conversations(sorted(contacts))
+        known = self._contacts_known_before(sorted(contacts))
+        evaluations = []
+        for arrival in arrivals:
+            conversation = arrival.conversation
+            contact = conversation.contact_id
+            facts = facts_from_columns(
+                arrival.columns,
+                arrival.attachments,
+                conversation,
+                now=self.now,
+                new_conversation=arrival.new_conversation,
+                tags=frozenset(tags.get(conversation.id, ())),
+                contact_known=contact in known,
+                contact_conversations=max(0, earlier.get(contact, 0) - 1) if contact else 0,
+                contact_tags=frozenset(contact_tags.get(contact, ())) if contact else frozenset(),
+            )
+            evaluation = self.compiled.evaluate(facts)
+            self._apply(
+                arrival,
+                evaluation,
+                tags.setdefault(conversation.id, set()),
+                contact_tags.setdefault(contact or 0, set()),
+            )
+            evaluations.append(evaluation)
+        return evaluations
+
+    # -- writing decisions -------------------------------------------------------------------
+
+    def _apply(
+        self, arrival: Arrival, evaluation: Evaluation, tags: set[str], contact_tags: set[str]
+    ) -> None:
+        decisions = evaluation.decisions
+        conversation = arrival.conversation
+        matched = {result.rule.name: result.verdict.why for result in evaluation.matched}
+        for result in evaluation.matched:
+            self._event(arrival, "rule_matched", result.rule.name, {"matched": result.verdict.why})
+        for tag, rule in decisions.tags.items():
+            if tag not in tags:
+                self._add_tag(ConversationTag, "conversation_id", conversation.id, tag)
+                tags.add(tag)
+                self._event(arrival, "tag_added", rule, {"tag": tag, "matched": matched[rule]})
+        for tag, rule in decisions.untags.items():
+            if tag in tags:
+                self.session.query(ConversationTag).filter_by(
+                    conversation_id=conversation.id, tag_id=self._tag_id(tag)
+                ).delete()
+                tags.discard(tag)
+                self._event(arrival, "tag_removed", rule, {"tag": tag, "matched": matched[rule]})
+        if conversation.contact_id is not None:
+            for tag, rule in decisions.contact_tags.items():
+                if tag not in contact_tags:
+                    self._add_tag(ContactTag, "contact_id", conversation.contact_id, tag)
+                    contact_tags.add(tag)
+                    detail = {"tag": tag, "contact_id": conversation.contact_id}
+                    self._event(
+                        arrival, "contact_tagged", rule, {**detail, "matched": matched[rule]}
+                    )
+        if decisions.priority and decisions.priority.value != conversation.priority:
+            setting = decisions.priority
+            detail = {
+                "from": conversation.priority,
+                "to": setting.value,
+                "matched": matched[setting.rule],
+            }
+            conversation.priority = setting.value
+            self._event(arrival, "priority_set", setting.rule, detail)
+        if decisions.status and decisions.status.value != conversation.status:
+            setting = decisions.status
+            detail = {
+                "from": conversation.status,
+                "to": setting.value,
+                "matched": matched[setting.rule],
+            }
+            conversation.status = setting.value
+            if setting.value == "closed":
+                conversation.closed_at = self.now
+            self._event(arrival, "status_set", setting.rule, detail)
+        for what, value, rule, replaced_by in decisions.overridden:
+            self._event(
+                arrival,
+                "decision_overridden",
+                rule,
+                {"what": what, "value": value, "overridden_by": replaced_by},
+            )
+        if decisions.assign is not None:
+            self._assign(arrival, decisions.assign[0], decisions.assign[1], matched)
+        for notify, rule in decisions.notify.values():
+            self._notify(arrival, notify.target(), notify.text, rule, matched[rule])
+
+    def _assign(self, arrival: Arrival, assign: Any, rule: str, matched: Mapping[str, str]) -> None:
+        conversation = arrival.conversation
+        if conversation.assignee and not assign.reassign:
+            if not (arrival.new_conversation or arrival.reopened):
+                return  # a follow-up in an assigned conversation: nothing to decide, no noise
+            self._event(
+                arrival,
+                "assignment_kept",
+                rule,
+                {
+                    "assignee": conversation.assignee,
+                    "reason": "already assigned; the rule does not say reassign: true",
+                },
+            )
+            return
+        choice = self.assigner.choose(assign, conversation)
+        detail: dict[str, Any] = {
+            "strategy": choice.strategy,
+            "team": choice.team,
+            "matched": matched[rule],
+        }
+        if choice.skipped:
+            detail["skipped"] = choice.skipped
+        if choice.note:
+            detail["note"] = choice.note
+        conversation.team = choice.team or conversation.team
+        if not choice.agent:
+            if conversation.assignee:
+                return  # reassign found nobody better: keep who has it
+            self._event(arrival, "queued", rule, detail)
+            self.log.info(
+                "conversation_queued", conversation_id=conversation.id, team=choice.team, rule=rule
+            )
+            return
+        previous = conversation.assignee
+        self.assigner.moved(conversation, choice.agent)
+        conversation.assignee = choice.agent
+        detail.update({"agent": choice.agent, "from": previous or ""})
+        self._event(arrival, "assigned", rule, detail)
+        self.log.info(
+            "conversation_assigned", conversation_id=conversation.id, agent=choice.agent, rule=rule
+        )
+        agent = self.ruleset.agents[choice.agent]
+        self._outbox(
+            arrival,
+            kind="slack.assignment",
+            key=f"assign:{conversation.id}:{arrival.message_id}:{choice.agent}",
+            payload={
+                "agent": agent.name,
+                "slack_user": agent.slack,
+                "previous_agent": previous or "",
+                "team": choice.team,
+                "rule": rule,
+                "why": matched[rule],
+            },
+        )
+
+    def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
+        kind, _, name = target.partition(":")
+        payload: dict[str, Any] = {"target": target, "text": text, "rule": rule, "why": why}
+        if kind == "agent":
+            payload["slack_user"] = self.ruleset.agents[name].slack
+        elif kind == "team":
+            payload["slack_channel"] = self.ruleset.teams[name].slack_channel
+        else:
+            payload["slack_channel"] = name
+        conversation = arrival.conversation
+        self._outbox(
+            arrival,
+            kind="slack.notify",
+            key=f"notify:{conversation.id}:{arrival.message_id}:{rule}:{target}",
+            payload=payload,
+        )
+        self._event(arrival, "notified", rule, {"target": target, "matched": why})
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _event(self, arrival: Arrival, kind: str, rule: str, detail: dict[str, Any]) -> None:
+        self.session.add(
+            Event(
+                conversation_id=arrival.conversation.id,
+                message_id=arrival.message_id,
+                kind=kind,
+                actor=f"rule:{rule}"[:200],
+                detail={**detail, "rules_version": self.compiled.version},
+                created_at=self.now,
+            )
+        )
+
+    def _outbox(self, arrival: Arrival, *, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """Idempotent on its key: replaying a batch after a crash never pings twice."""
+        insert_ignore(
+            self.session,
+            OutboxItem,
+            {
+                "kind": kind,
+                "idempotency_key": key[:200],
+                "conversation_id": arrival.conversation.id,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": self.now,
+                "last_error": "",
+                "result": {},
+                "created_at": self.now,
+            },
+            ["idempotency_key"],
+        )
+
+    def _tag_id(self, name: str) -> int:
+        if name not in self._tag_ids:
+            insert_ignore(self.session, Tag, {"name": name}, ["name"])
+            self._tag_ids[name] = self.session.scalars(select(Tag.id).where(Tag.name == name)).one()
+        return self._tag_ids[name]
+
+    def _add_tag(self, model: type[Any], column: str, owner: int, tag: str) -> None:
+        insert_ignore(
+            self.session, model, {column: owner, "tag_id": self._tag_id(tag)}, [column, "tag_id"]
+        )
+
+    # -- what the facts need from the store --------------------------------------------------
+
+    def _conversation_tags(self, ids: list[int]) -> dict[int, set[str]]:
+        found: dict[int, set[str]] = {}
+        for chunk in chunked(ids):
+            rows = self.session.execute(
+                select(ConversationTag.conversation_id, Tag.name)
+                .join(Tag, Tag.id == ConversationTag.tag_id)
+                .where(ConversationTag.conversation_id.in_(chunk))
+            )
+            for conversation_id, name in rows:
+                found.setdefault(conversation_id, set()).add(name)
+        return found
+
+    def _contact_tags(self, ids: list[int]) -> dict[int, set[str]]:
+        found: dict[int, set[str]] = {}
+        for chunk in chunked(ids):
+            rows = self.session.execute(
+                select(ContactTag.contact_id, Tag.name)
+                .join(Tag, Tag.id == ContactTag.tag_id)
+                .where(ContactTag.contact_id.in_(chunk))
+            )
+            for contact_id, name in rows:
+                found.setdefault(contact_id, set()).add(name)
+        return found
+
+    def _earlier_conversations(self, ids: list[int]) -> dict[int, int]:
+        """All conversations per contact; the caller subtracts the current one."""
+        found: dict[int, int] = {}
+        for chunk in chunked(ids):
+            rows = self.session.execute(
+                select(Conversation.contact_id, func.count())
+                .where(Conversation.contact_id.in_(chunk))
+                .group_by(Conversation.contact_id)
+            )
+            found.update({contact: int(count) for contact, count in rows if contact is not None})
+        return found
+
+    def _contacts_known_before(self, ids: list[int]) -> set[int]:
+        known: set[int] = set()
+        for chunk in chunked(ids):
+            known.update(
+                self.session.scalars(
+                    select(Contact.id).where(
+                        Contact.id.in_(chunk), Contact.created_at < self.batch_started
+                    )
+                )
+            )
+        return known

@@ -1,0 +1,215 @@
+"""The compiled rules: every rule's conditions decided in a few passes over a message.
+
+Trying a thousand rules one by one costs a thousand regex scans of the message. Instead, at
+load time every leaf that can be decided for all rules at once goes into an index:
+
+- `any_keyword` leaves: one Aho-Corasick automaton per field holds every keyword of every rule;
+  one pass over the folded text finds them all (whole words checked at each hit);
+- `regex` leaves on text fields: one RE2 set per field matches all patterns in one pass;
+- `equals` / `in` leaves: a dictionary from value to leaves, one lookup per field.
+
+A rule can only match if one of its "trigger" leaves did (for `all`, the one of its indexed
+children; for `any`, all children must be indexed). Rules without a trigger (only `not`,
+numbers, times, ...) are evaluated for every message. So a message costs a few passes over its
+text plus the evaluation of the handful of rules it might match (bench/rules.py has figures).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+import re2
+
+from rules.conditions import All, AnyOf, Condition, HeaderLeaf, Leaf, Verdict
+from rules.decisions import Decisions
+from rules.facts import Facts
+from rules.fields import Kind
+from rules.matchers import Equals, Keywords, Regex, keyword_text, unicode_classes
+from rules.model import Rule, RuleSet
+from rules.text import fold, whole_word_at
+
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = False
+
+#: Between the elements of a list field (To, tags) so that no phrase spans two of them.
+_LIST_JOIN = " \u2063 "  # INVISIBLE SEPARATOR: not a space (str.split would eat \x1f)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: Rule
+    verdict: Verdict
+    #: False: not evaluated, because an earlier rule stopped the pass.
+    evaluated: bool = True
+
+
+@dataclass
+class Evaluation:
+    facts: Facts
+    version: str
+    #: Production: the matching rules. Trace (`rules test`): every rule, matched or not.
+    results: list[RuleResult] = field(default_factory=list)
+    decisions: Decisions = field(default_factory=Decisions)
+
+    @property
+    def matched(self) -> list[RuleResult]:
+        return [result for result in self.results if result.verdict.matched]
+
+
+class _FieldIndex:
+    """The indexed leaves that read one value (a field or a header)."""
+
+    def __init__(self, read: Callable[[Facts], object]) -> None:
+        self.read = read
+        self.keywords: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.automaton: Any = None
+        self.regexes: list[tuple[int, Any, str]] = []
+        self.regex_set: Any = None
+        self.equals: dict[str, list[tuple[int, str]]] = defaultdict(list)
+
+    def compile(self) -> None:
+        if self.keywords:
+            automaton = ahocorasick.Automaton()
+            for key, leaves in self.keywords.items():
+                automaton.add_word(key, (len(key), tuple(leaves)))
+            automaton.make_automaton()
+            self.automaton = automaton
+        if self.regexes:
+            regex_set = re2.Set.SearchSet(_SET_OPTIONS)
+            for _, _, pattern in self.regexes:
+                regex_set.Add(unicode_classes(pattern))
+            regex_set.Compile()
+            self.regex_set = regex_set
+
+    def find(self, facts: Facts, hits: dict[int, str]) -> None:
+        value = self.read(facts)
+        if value is None:
+            return
+        if isinstance(value, tuple):
+            values = [str(item) for item in value]
+            text = _LIST_JOIN.join(values)
+        else:
+            text = str(value)
+            values = [text]
+        if self.equals:
+            for item in values:
+                for leaf_id, original in self.equals.get(fold(item), ()):
+                    hits.setdefault(leaf_id, original)
+        if self.automaton is not None and text:
+            prepared = keyword_text(text)
+            for end, (length, leaves) in self.automaton.iter(prepared):
+                start = end - length + 1
+                if whole_word_at(prepared, start, end + 1):
+                    for leaf_id, original in leaves:
+                        hits.setdefault(leaf_id, original)
+        if self.regex_set is not None and text:
+            for position in self.regex_set.Match(text):
+                leaf_id, compiled, _ = self.regexes[position]
+                match = compiled.search(text)
+                hits[leaf_id] = match.group(0)[:80] if match else ""
+
+
+class CompiledRules:
+    """A RuleSet ready to run. Immutable once built: reloads build a new one."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.version = ruleset.version
+        self._indexes: dict[str, _FieldIndex] = {}
+        leaf_count = 0
+        for rule in ruleset.rules:
+            for leaf in rule.when.leaves():
+                leaf.id = leaf_count
+                leaf_count += 1
+                leaf.indexed = self._index(leaf)
+        for index in self._indexes.values():
+            index.compile()
+        self._always: list[Rule] = []
+        self._by_trigger: dict[int, list[Rule]] = defaultdict(list)
+        for rule in ruleset.rules:
+            trigger = _triggers(rule.when)
+            if trigger is None:
+                self._always.append(rule)
+            else:
+                for leaf_id in trigger:
+                    self._by_trigger[leaf_id].append(rule)
+        self.leaf_count = leaf_count
+
+    def _index(self, leaf: Leaf) -> bool:
+        if type(leaf) not in (Leaf, HeaderLeaf) or leaf.field.kind not in (
+            Kind.TEXT,
+            Kind.TEXT_LIST,
+        ):
+            return False
+        matcher = leaf.matcher
+        index = self._indexes.get(leaf.index_key)
+        if index is None:
+            index = self._indexes[leaf.index_key] = _FieldIndex(leaf.value)
+        if isinstance(matcher, Keywords):
+            for original, folded in zip(matcher.values, matcher.folded, strict=True):
+                index.keywords[" ".join(folded.split())].append((leaf.id, original))
+            return True
+        if isinstance(matcher, Regex) and leaf.field.kind is Kind.TEXT:
+            index.regexes.append((leaf.id, matcher.compiled, matcher.values[0]))
+            return True
+        if type(matcher) is Equals:
+            for original, folded in zip(matcher.values, matcher.folded, strict=True):
+                index.equals[folded].append((leaf.id, original))
+            return True
+        return False
+
+    def hits(self, facts: Facts) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for index in self._indexes.values():
+            index.find(facts, found)
+        return found
+
+    def evaluate(self, facts: Facts, *, trace: bool = False) -> Evaluation:
+        """The rules for one message. `trace`: record every rule, matched or not (for admins);
+        otherwise only the rules that could match are looked at."""
+        known = self.hits(facts)
+        evaluation = Evaluation(facts, self.version)
+        if trace:
+            candidates: list[Rule] = list(self.ruleset.rules)
+        else:
+            chosen = {rule.index: rule for rule in self._always}
+            for leaf_id in known:
+                for rule in self._by_trigger.get(leaf_id, ()):
+                    chosen[rule.index] = rule
+            candidates = [chosen[index] for index in sorted(chosen)]
+        decisions = evaluation.decisions
+        for rule in candidates:
+            if decisions.stopped_by:
+                if trace:
+                    why = f"not evaluated: rule '{decisions.stopped_by}' stopped the pass"
+                    evaluation.results.append(RuleResult(rule, Verdict(False, why), False))
+                    continue
+                break
+            verdict = rule.when.check(facts, known)
+            if verdict.matched or trace:
+                evaluation.results.append(RuleResult(rule, verdict))
+            if verdict.matched:
+                decisions.apply(rule)
+        return evaluation
+
+
+def _triggers(condition: Condition) -> frozenset[int] | None:
+    """Leaves of which one must match for `condition` to match; None: no such set."""
+    if isinstance(condition, Leaf):
+        return frozenset((condition.id,)) if condition.indexed else None
+    if isinstance(condition, All):
+        sets = [found for child in condition.children if (found := _triggers(child)) is not None]
+        return min(sets, key=len) if sets else None
+    if isinstance(condition, AnyOf):
+        union: set[int] = set()
+        for child in condition.children:
+            found = _triggers(child)
+            if found is None:
+                return None
+            union |= found
+        return frozenset(union)
+    return None

@@ -1,0 +1,75 @@
+"""Why a conversation is tagged, prioritized and assigned as it is, from its audit events.
+
+The answer to "why is this assigned to Aino?" is the latest decision that set each thing, with
+the rule's name and what it matched: each rule decision is an event (rules/apply.py), so this
+reads them back rather than keeping a second record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """The parts of a stored event this needs (inbox.models.Event has them)."""
+
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+
+
+def explain(
+    events: Iterable[EventView], *, tags: Sequence[str], priority: str, assignee: str, team: str
+) -> list[str]:
+    """One line per current setting that a rule made, newest decision winning."""
+    latest: dict[tuple[str, str], EventView] = {}
+    for event in events:
+        if event.kind == "tag_added":
+            latest[("tag", str(event.detail.get("tag")))] = event
+        elif event.kind == "tag_removed":
+            latest.pop(("tag", str(event.detail.get("tag"))), None)
+        elif event.kind == "priority_set":
+            latest[("priority", "")] = event
+        elif event.kind in ("assigned", "queued"):
+            latest[("assignment", "")] = event
+    lines = []
+    for tag in tags:
+        event = latest.get(("tag", tag))
+        if event is not None:
+            lines.append(f"tag {tag}: {_by(event)}")
+    event = latest.get(("priority", ""))
+    if event is not None and event.detail.get("to") == priority:
+        lines.append(f"priority {priority}: {_by(event)}")
+    event = latest.get(("assignment", ""))
+    if event is not None:
+        detail = event.detail
+        if event.kind == "assigned" and detail.get("agent") == assignee:
+            how = (
+                f"{detail.get('strategy', '')} in team {detail['team']}"
+                if detail.get("team")
+                else "directly"
+            )
+            lines.append(f"assigned to {assignee} ({how}): {_by(event)}{_skipped(detail)}")
+        elif event.kind == "queued" and not assignee:
+            lines.append(
+                f"waiting in team {team or detail.get('team')}'s queue: {_by(event)}; nobody "
+                f"could take it{_skipped(detail, prefix=': ')}"
+            )
+    return lines
+
+
+def _by(event: EventView) -> str:
+    rule = event.actor.removeprefix("rule:")
+    matched = event.detail.get("matched", "")
+    return f"rule '{rule}' ({matched})" if matched else f"rule '{rule}'"
+
+
+def _skipped(detail: dict[str, Any], prefix: str = "; passed over: ") -> str:
+    skipped = detail.get("skipped") or {}
+    note = f"; {detail['note']}" if detail.get("note") else ""
+    if not skipped:
+        return note
+    return prefix + ", ".join(f"{name} ({why})" for name, why in skipped.items()) + note

@@ -1,0 +1,94 @@
+"""The rules in force, and their safe replacement on SIGHUP or when the file changes.
+
+A reload builds and compiles the new file completely before it swaps one reference; a file
+that fails validation is refused with its errors logged, and the rules in force stay. The
+pipeline takes the reference once per batch, so every message of a batch (and so every
+conversation in flight) sees either the old rules or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import structlog
+
+from rules.engine import CompiledRules
+from rules.errors import RulesInvalid
+from rules.loader import load_rules
+
+log = structlog.get_logger(__name__)
+
+
+def compile_file(path: Path) -> CompiledRules:
+    """Load and compile; RulesInvalid (every problem) if the file cannot be used."""
+    return CompiledRules(load_rules(path))
+
+
+class RulesInForce:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.current: CompiledRules = compile_file(path)
+        self._stamps = self._read_stamps()
+        self.reloads = 0
+        self.failed_reloads = 0
+        log.info(
+            "rules_loaded",
+            path=str(path),
+            rules=len(self.current.ruleset.rules),
+            version=self.current.version,
+        )
+
+    def reload(self, reason: str) -> bool:
+        """Try the file on disk; True if it is now in force."""
+        stamps = self._read_stamps()
+        try:
+            candidate = compile_file(self.path)
+        except RulesInvalid as invalid:
+            self._stamps = stamps  # do not retry the same broken text on every poll
+            self.failed_reloads += 1
+            log.error(
+                "rules_reload_refused",
+                reason=reason,
+                path=str(self.path),
+                problems=[str(problem) for problem in invalid.problems[:50]],
+                kept_version=self.current.version,
+            )
+            return False
+        except Exception:
+            self._stamps = stamps
+            self.failed_reloads += 1
+            log.exception("rules_reload_failed", reason=reason, kept_version=self.current.version)
+            return False
+        previous = self.current.version
+        self.current = candidate
+        self._stamps = self._read_stamps()
+        self.reloads += 1
+        log.info(
+            "rules_reloaded",
+            reason=reason,
+            rules=len(candidate.ruleset.rules),
+            version=candidate.version,
+            previous_version=previous,
+        )
+        return True
+
+    def reload_if_changed(self) -> bool:
+        """Cheap enough for every poll: a stat of each file the rules came from."""
+        if self._read_stamps() == self._stamps:
+            return False
+        return self.reload("file changed")
+
+    def _read_stamps(self) -> dict[str, tuple[int, int] | None]:
+        files = {str(self.path)}
+        current = getattr(self, "current", None)
+        if current is not None:
+            files.update(current.ruleset.files)
+        stamps: dict[str, tuple[int, int] | None] = {}
+        for name in sorted(files):
+            try:
+                status = os.stat(name)
+                stamps[name] = (status.st_mtime_ns, status.st_size)
+            except OSError:
+                stamps[name] = None
+        return stamps

@@ -1,0 +1,118 @@
+"""The typed form of a rules file: what the loader builds and the engine runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from rules.calendars import Calendar
+from rules.conditions import Condition
+from rules.errors import Mark
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+STATUSES = ("open", "pending", "closed")
+STRATEGIES = ("round_robin", "least_loaded", "sticky")
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    display_name: str = ""
+    slack: str = ""
+    email: str = ""
+    teams: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    capacity: int = 10
+    #: Working hours; None: always available.
+    hours: Calendar | None = None
+    #: On leave: never picked by a strategy.
+    away: bool = False
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    members: tuple[str, ...]
+    strategy: str = "round_robin"
+    #: What `sticky` falls back to when the contact's last agent cannot take it.
+    fallback: str = "least_loaded"
+    slack_channel: str = ""
+
+
+@dataclass(frozen=True)
+class Assign:
+    agent: str = ""
+    team: str = ""
+    #: Overrides the team's strategy for this rule.
+    strategy: str = ""
+    skills: tuple[str, ...] = ()
+    #: Only agents who speak the conversation's language (when it is known).
+    match_language: bool = True
+    #: Take the conversation from its current assignee. Off by default: rules never steal.
+    reassign: bool = False
+
+    def describe(self) -> str:
+        return f"agent {self.agent}" if self.agent else f"team {self.team}"
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A Slack message: to an agent (DM), to a team's channel, or to a channel by name."""
+
+    agent: str = ""
+    team: str = ""
+    channel: str = ""
+    text: str = ""
+
+    def target(self) -> str:
+        if self.agent:
+            return f"agent:{self.agent}"
+        if self.team:
+            return f"team:{self.team}"
+        return f"channel:{self.channel}"
+
+
+@dataclass(frozen=True)
+class Actions:
+    tag: tuple[str, ...] = ()
+    untag: tuple[str, ...] = ()
+    tag_contact: tuple[str, ...] = ()
+    priority: str = ""
+    status: str = ""
+    assign: Assign | None = None
+    notify: tuple[Notify, ...] = ()
+
+    def empty(self) -> bool:
+        return self == Actions()
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    name: str
+    when: Condition
+    then: Actions
+    mark: Mark
+    stop: bool = False
+    description: str = ""
+    #: Position in the final order (0 first), set by the loader.
+    index: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    """A whole, valid rules file: what is in force, or a candidate under test."""
+
+    rules: tuple[Rule, ...]
+    agents: dict[str, Agent]
+    teams: dict[str, Team]
+    calendars: dict[str, Calendar]
+    tags: dict[str, str]
+    zone: ZoneInfo
+    #: The files it was read from, and a hash of their text: recorded with every decision.
+    files: tuple[str, ...] = ()
+    version: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+    def team_members(self, team: str) -> tuple[str, ...]:
+        return self.teams[team].members
