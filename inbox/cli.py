@@ -231,9 +231,11 @@ def _stderr_console() -> Any:
 
 def _register_subcommands() -> None:
     from inbox.cli_conversations import conversations, raw
+    from inbox.cli_rules import rules
 
     main.add_command(conversations)
     main.add_command(raw)
+    main.add_command(rules)
 
 
 _register_subcommands()

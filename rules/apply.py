@@ -82,6 +82,45 @@ def facts_from_columns(
     )
 
 
+def stored_context(session: Session, conversation: Conversation) -> dict[str, Any]:
+    """The conversation and contact facts of a stored conversation, as they are now (for
+    `inbox rules test --conversation` and `replay`, which judge stored messages)."""
+    tags = set(
+        session.scalars(
+            select(Tag.name)
+            .join(ConversationTag, ConversationTag.tag_id == Tag.id)
+            .where(ConversationTag.conversation_id == conversation.id)
+        )
+    )
+    contact_tags: set[str] = set()
+    earlier = 0
+    if conversation.contact_id is not None:
+        contact_tags = set(
+            session.scalars(
+                select(Tag.name)
+                .join(ContactTag, ContactTag.tag_id == Tag.id)
+                .where(ContactTag.contact_id == conversation.contact_id)
+            )
+        )
+        earlier = (
+            session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(
+                    Conversation.contact_id == conversation.contact_id,
+                    Conversation.created_at < conversation.created_at,
+                )
+            )
+            or 0
+        )
+    return {
+        "tags": frozenset(tags),
+        "contact_known": earlier > 0,
+        "contact_conversations": int(earlier),
+        "contact_tags": frozenset(contact_tags),
+    }
+
+
 def run_rules(
     session: Session,
     compiled: CompiledRules,

@@ -50,6 +50,9 @@ class Leaf(Condition):
 
     def check(self, facts: Facts, known: Known) -> Verdict:
         found = known.get(self.id) if self.indexed else self.test(facts)
+        if isinstance(self.matcher, Is):
+            actual = "true" if self.matcher.expected == (found is not None) else "false"
+            return Verdict(found is not None, f"{self.field.name} is {actual}")
         if found is not None:
             return Verdict(True, f"{self.field.name} {self._matched_words(found)}")
         return Verdict(False, f"{self.field.name} {self._shown(facts)}: not {self.describe()}")

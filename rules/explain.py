@@ -37,15 +37,15 @@ def explain(
             latest[("assignment", "")] = event
     lines = []
     for tag in tags:
-        event = latest.get(("tag", tag))
-        if event is not None:
-            lines.append(f"tag {tag}: {_by(event)}")
-    event = latest.get(("priority", ""))
-    if event is not None and event.detail.get("to") == priority:
-        lines.append(f"priority {priority}: {_by(event)}")
-    event = latest.get(("assignment", ""))
-    if event is not None:
-        detail = event.detail
+        tagged = latest.get(("tag", tag))
+        if tagged is not None:
+            lines.append(f"tag {tag}: {_by(tagged)}")
+    prioritized = latest.get(("priority", ""))
+    if prioritized is not None and prioritized.detail.get("to") == priority:
+        lines.append(f"priority {priority}: {_by(prioritized)}")
+    decided = latest.get(("assignment", ""))
+    if decided is not None:
+        event, detail = decided, decided.detail
         if event.kind == "assigned" and detail.get("agent") == assignee:
             how = (
                 f"{detail.get('strategy', '')} in team {detail['team']}"

@@ -105,8 +105,11 @@ class TextMatcher:
 
     def describe(self) -> str:
         shown = ", ".join(repr(value) for value in self.values[:5])
-        more = f" (+{len(self.values) - 5})" if len(self.values) > 5 else ""
-        return f"{self.op} {shown}{more}"
+        more = f" (+{len(self.values) - 5} more)" if len(self.values) > 5 else ""
+        words = _OP_WORDS.get(self.op, self.op.replace("_", " "))
+        if self.op == "equals" and len(self.values) > 1:
+            words = "one of"
+        return f"{words} {shown}{more}".strip()
 
 
 class Equals(TextMatcher):
@@ -188,6 +191,13 @@ class Regex(TextMatcher):
     def describe(self) -> str:
         return f"regex /{self.values[0]}/"
 
+
+_OP_WORDS = {
+    "equals": "",
+    "in": "one of",
+    "any_keyword": "any of the keywords",
+    "glob": "matching",
+}
 
 TEXT_MATCHERS: dict[str, type[TextMatcher]] = {
     "equals": Equals,
