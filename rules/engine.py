@@ -107,7 +107,7 @@ class _FieldIndex:
                     for leaf_id, original in leaves:
                         hits.setdefault(leaf_id, original)
         if self.regex_set is not None and text:
-            for position in self.regex_set.Match(text):
+            for position in self.regex_set.Match(text) or ():  # None when nothing matches
                 leaf_id, compiled, _ = self.regexes[position]
                 match = compiled.search(text)
                 hits[leaf_id] = match.group(0)[:80] if match else ""

@@ -424,7 +424,13 @@ class _Builder:
             self.fail(document, (*path, "timezone"), "a time zone needs hours to apply to")
         languages = self.texts(document, (*path, "languages"), data.get("languages", []) or [])
         for index, code in enumerate(languages):
-            if code not in LANGUAGES:
+            if code == "no":
+                self.fail(
+                    document,
+                    (*path, "languages", index),
+                    "unknown language 'no' (Norwegian is nb, Bokmål, or nn, Nynorsk)",
+                )
+            elif code not in LANGUAGES:
                 self.fail(
                     document, (*path, "languages", index), unknown("language", code, LANGUAGES)
                 )

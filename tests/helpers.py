@@ -13,6 +13,7 @@ from inbox.config import Settings
 from inbox.models import Conversation, Message
 from inbox.pipeline import BatchResult, Pipeline
 from inbox.raw import Batch, RawMessage
+from rules.holder import RulesInForce
 from tests.conftest import Store
 
 _counter = itertools.count(1)
@@ -71,12 +72,15 @@ def raw(
 
 
 def make_pipeline(
-    store: Store, settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+    store: Store,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+    rules: RulesInForce | None = None,
 ) -> Pipeline:
     settings = settings or Settings(database_url=store.url)
     if clock is None:
-        return Pipeline(store.readers, store.writers, settings)
-    return Pipeline(store.readers, store.writers, settings, clock=clock)
+        return Pipeline(store.readers, store.writers, settings, rules=rules)
+    return Pipeline(store.readers, store.writers, settings, clock=clock, rules=rules)
 
 
 def ingest(pipeline: Pipeline, *messages: RawMessage, cursor: str | None = None) -> BatchResult:

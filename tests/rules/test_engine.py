@@ -1,0 +1,274 @@
+"""Evaluating rules: what matches, why it says it matched, and what the pass decides."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rules.engine import CompiledRules
+from rules.facts import Facts
+from rules.holder import compile_file
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday, 12:00 in Helsinki
+
+
+def compiled(tmp_path: Path, text: str) -> CompiledRules:
+    path = tmp_path / "rules.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return compile_file(path)
+
+
+def matched(engine: CompiledRules, **facts: object) -> list[str]:
+    evaluation = engine.evaluate(Facts(now=facts.pop("now", NOW), **facts))  # type: ignore[arg-type]
+    return [result.rule.name for result in evaluation.matched]
+
+
+KEYWORDS = """\
+    rules:
+      - name: urgent
+        when: {body: {any_keyword: [kiire, "out of office", επείγον, срочно, café]}}
+        then: {priority: urgent}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "hit"),
+    [
+        ("Tämä on KIIRE!", True),  # any case, punctuation around
+        ("Asia on kiireellinen", False),  # whole words only: kiire is not kiireellinen
+        ("I am out\nof   office today", True),  # a phrase across line breaks and spaces
+        ("ΕΠΕΊΓΟΝ: η παραγγελία", True),  # Greek capitals with tonos
+        ("Επειγον", True),  # written without accents
+        ("Ответьте СРОЧНО", True),
+        ("meet at the cafe", True),  # accents optional
+        ("outofoffice", False),
+        ("", False),
+    ],
+)
+def test_keywords_ignore_case_and_accents_and_match_whole_words(
+    tmp_path: Path, body: str, hit: bool
+) -> None:
+    engine = compiled(tmp_path, KEYWORDS)
+    assert matched(engine, body=body) == (["urgent"] if hit else [])
+
+
+def test_a_match_says_what_matched(tmp_path: Path) -> None:
+    engine = compiled(
+        tmp_path,
+        """\
+        rules:
+          - name: order-number
+            when: {subject: {regex: 'tilaus\\s*#?\\d{4,}'}, language: [fi, et]}
+            then: {priority: high}
+        """,
+    )
+    evaluation = engine.evaluate(Facts(now=NOW, subject="Missä tilaus #12345?", language="fi"))
+    [result] = evaluation.matched
+    assert result.verdict.why == (
+        "subject matches regex /tilaus\\s*#?\\d{4,}/: 'tilaus #12345' and language is 'fi'"
+    )
+
+
+def test_regex_word_classes_are_unicode(tmp_path: Path) -> None:
+    engine = compiled(
+        tmp_path,
+        """\
+        rules:
+          - {name: word, when: {subject: {regex: '^\\w+$'}}, then: {priority: high}}
+        """,
+    )
+    assert matched(engine, subject="Hyväää") == ["word"]
+    assert matched(engine, subject="Срочно") == ["word"]
+    assert matched(engine, subject="two words") == []
+
+
+@pytest.mark.timeout(20)
+def test_a_hostile_message_cannot_make_a_regex_backtrack(tmp_path: Path) -> None:
+    # (a+)+$ against a long run of a's without a match takes exponential time in Python's re.
+    engine = compiled(
+        tmp_path,
+        """\
+        rules:
+          - {name: evil, when: {body: {regex: '(a+)+$'}}, then: {priority: high}}
+          - {name: evil-not-indexed, when: {not: {body: {regex: '(x+x+)+y'}}}, then: {tag: t}}
+        """,
+    )
+    assert matched(engine, body="a" * 50_000 + "!") == ["evil-not-indexed"]
+    assert matched(engine, body="x" * 50_000 + "y") == []
+
+
+def test_last_matching_rule_wins_tags_add_up_and_stop_ends_the_pass(tmp_path: Path) -> None:
+    engine = compiled(
+        tmp_path,
+        """\
+        tags: [billing, urgent, vip]
+        rules:
+          - name: urgent
+            when: {subject: {contains: urgent}}
+            then: {priority: urgent, tag: urgent}
+          - name: vip
+            when: {from_domain: bigcorp.example}
+            then: {priority: high, tag: vip}
+          - name: not-urgent-after-all
+            when: {subject: {contains: newsletter}}
+            then: {untag: urgent}
+          - name: billing
+            when: {subject: {any_keyword: [invoice]}}
+            then: {tag: billing}
+            stop: true
+          - name: never
+            when: {subject: {contains: invoice}}
+            then: {priority: low}
+        """,
+    )
+    evaluation = engine.evaluate(
+        Facts(now=NOW, subject="URGENT newsletter invoice", from_address="ceo@bigcorp.example")
+    )
+    decisions = evaluation.decisions
+    assert [r.rule.name for r in evaluation.matched] == [
+        "urgent",
+        "vip",
+        "not-urgent-after-all",
+        "billing",
+    ]
+    assert decisions.priority is not None
+    assert (decisions.priority.value, decisions.priority.rule) == ("high", "vip")
+    assert decisions.overridden == [("priority", "urgent", "urgent", "vip")]
+    assert set(decisions.tags) == {"vip", "billing"}
+    assert decisions.stopped_by == "billing"
+
+
+def test_conversation_contact_and_header_conditions(tmp_path: Path) -> None:
+    engine = compiled(
+        tmp_path,
+        """\
+        tags: [vip]
+        rules:
+          - name: stale-follow-up
+            when: {new_conversation: false, age: {gt: 2d}, message_count: {gte: 3}}
+            then: {priority: high}
+          - name: vip-contact
+            when: {contact_tags: vip, contact_known: true}
+            then: {priority: urgent}
+          - name: outlook-high
+            when: {headers: {x-priority: "1", x-mailer: {contains: outlook}}}
+            then: {tag: vip}
+          - name: pdf
+            when: {attachment_type: application/pdf, has_attachment: true}
+            then: {tag: vip}
+        """,
+    )
+    assert matched(engine, new_conversation=False, age=timedelta(days=3), message_count=4) == [
+        "stale-follow-up"
+    ]
+    assert matched(engine, new_conversation=False, age=timedelta(days=1), message_count=4) == []
+    assert matched(engine, contact_tags=frozenset({"vip"}), contact_known=True) == ["vip-contact"]
+    headers = {"x-priority": "1", "x-mailer": "Microsoft Outlook 16.0"}
+    assert matched(engine, headers=headers) == ["outlook-high"]
+    assert matched(engine, headers={"x-priority": "3", "x-mailer": "Outlook"}) == []
+    assert matched(engine, attachment_types=("text/plain", "application/pdf")) == ["pdf"]
+
+
+HOURS = """\
+    timezone: Europe/Helsinki
+    calendars:
+      office:
+        timezone: Europe/Helsinki
+        hours: {mon-fri: "08:00-17:00", sat: "22:00-02:00"}
+        holidays: [2026-12-24]
+    rules:
+      - {name: closed, when: {out_of_hours: office}, then: {priority: low}}
+      - {name: weekend, when: {weekday: [sat, sun]}, then: {priority: low}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("utc", "expected"),
+    [
+        ("2026-11-25T05:59", ["closed"]),  # Wednesday 07:59 in Helsinki: not open yet
+        ("2026-11-25T06:00", []),  # 08:00 Helsinki: open
+        ("2026-11-25T15:00", ["closed"]),  # 17:00 Helsinki: closed
+        ("2026-07-01T05:30", []),  # summer time: 08:30 Helsinki, open
+        ("2026-12-24T10:00", ["closed"]),  # a holiday
+        ("2026-11-28T21:00", ["weekend"]),  # Saturday 23:00: the late shift is open
+        ("2026-11-28T23:30", ["weekend"]),  # Sunday 01:30: still Saturday's shift
+        ("2026-11-29T00:30", ["closed", "weekend"]),  # Sunday 02:30: closed
+    ],
+)
+def test_business_hours_are_read_in_the_calendars_zone(
+    tmp_path: Path, utc: str, expected: list[str]
+) -> None:
+    engine = compiled(tmp_path, HOURS)
+    now = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    assert matched(engine, now=now) == expected
+
+
+MANY = """\
+    tags: [a, b, c]
+    rules:
+      - {name: k1, when: {body: {any_keyword: [lasku, arve]}}, then: {tag: a}}
+      - {name: k2, when: {subject: {any_keyword: [lasku]}, language: fi}, then: {tag: b}}
+      - {name: r1, when: {body: {regex: '\\d{3}'}}, then: {tag: c}}
+      - {name: any1, when: {any: [{language: et}, {subject: {equals: arve}}]}, then: {tag: a}}
+      - {name: not1, when: {not: {language: fi}}, then: {tag: b}}
+      - name: mixed
+        when:
+          all:
+            - body: {contains: "1"}
+            - any: [{channel: sms}, {from_domain: x.example}]
+        then: {tag: c}
+      - name: header
+        when: {headers: {x-priority: "1"}, to: {ends_with: "@northwind.example"}}
+        then: {tag: a}
+      - name: nested
+        when:
+          any:
+            - all: [{body: {any_keyword: [arve]}}, {not: {subject: {contains: re}}}]
+            - language: sv
+        then: {tag: b}
+"""
+
+_WORDS = st.sampled_from(["lasku", "arve", "LASKU", "re:", "123", "1", "x", "Arve", "hei", ""])
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.lists(_WORDS, max_size=6).map(" ".join),
+    subject=st.lists(_WORDS, max_size=3).map(" ".join),
+    language=st.sampled_from(["fi", "et", "sv", ""]),
+    channel=st.sampled_from(["email", "sms"]),
+    domain=st.sampled_from(["x.example", "y.example"]),
+    priority_header=st.sampled_from(["1", "3", None]),
+)
+def test_the_index_never_skips_a_rule_that_matches(
+    tmp_path: Path,
+    body: str,
+    subject: str,
+    language: str,
+    channel: str,
+    domain: str,
+    priority_header: str | None,
+) -> None:
+    # Production evaluation skips rules whose trigger leaves did not hit; the trace evaluates
+    # every rule. Both must find the same rules.
+    engine = compiled(tmp_path, MANY)
+    facts = Facts(
+        now=NOW,
+        body=body,
+        subject=subject,
+        language=language,
+        channel=channel,
+        from_address=f"someone@{domain}",
+        to=("support@northwind.example",),
+        headers={"x-priority": priority_header} if priority_header else {},
+    )
+    fast = [r.rule.name for r in engine.evaluate(facts).matched]
+    full = [r.rule.name for r in engine.evaluate(facts, trace=True).matched]
+    assert fast == full
