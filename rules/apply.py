@@ -274,19 +274,9 @@ class RulesPass:
 
     def _assign(self, arrival: Arrival, assign: Any, rule: str, matched: Mapping[str, str]) -> None:
         conversation = arrival.conversation
-        if conversation.assignee and not assign.reassign:
-            if not (arrival.new_conversation or arrival.reopened):
-                return  # a follow-up in an assigned conversation: nothing to decide, no noise
-            self._event(
-                arrival,
-                "assignment_kept",
-                rule,
-                {
-                    "assignee": conversation.assignee,
-                    "reason": "already assigned; the rule does not say reassign: true",
-                },
-            )
-            return
+        reopened_or_new = arrival.new_conversation or arrival.reopened
+        if conversation.assignee and not (reopened_or_new or assign.reassign):
+            return  # a follow-up in an assigned conversation: its agent keeps it
         choice = self.assigner.choose(assign, conversation)
         detail: dict[str, Any] = {
             "strategy": choice.strategy,
