@@ -356,7 +356,7 @@ def _choice(
             )
             session.rollback()
     except click.ClickException:
-        return ""
+        return "\n    (the store cannot be read: who would get it depends on agents' loads there)"
     skipped = "; ".join(f"{name}: {why}" for name, why in choice.skipped.items())
     who = f"would go to {choice.agent}" if choice.agent else "would wait in the team queue"
     return f"\n    {who} ({choice.strategy}){'; passed over ' + skipped if skipped else ''}"

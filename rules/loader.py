@@ -574,7 +574,7 @@ class _Builder:
         data = self.mapping(document, path, value, ACTION_KEYS, what="actions")
         if data is None:
             return None
-        if not data:
+        if not value:
             self.fail(document, path, "no actions: say what the rule does")
             return None
         tags = list(self.tags)
