@@ -20,6 +20,20 @@ def insert_ignore(
     session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
 
 
+def insert_ignore_many(
+    session: Session, model: type[Any], rows: Sequence[dict[str, Any]], conflict_columns: list[str]
+) -> None:
+    """The same for many rows, in multi-row statements."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    width = max(1, len(rows[0]))
+    for chunk in chunked(rows, max(1, 30_000 // width // 2)):
+        statement = module.insert(model).values(list(chunk))
+        session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
+
+
 T = TypeVar("T")
 
 #: Values per IN (...) query: well under SQLite's 32,766 bound parameters, and short enough for

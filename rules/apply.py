@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from inbox.batch_writer import Arrival
@@ -30,7 +30,7 @@ from inbox.models import (
     OutboxItem,
     Tag,
 )
-from inbox.store_utils import chunked, insert_ignore
+from inbox.store_utils import chunked, insert_ignore_many
 from rules.assignment import Assigner
 from rules.engine import CompiledRules, Evaluation
 from rules.facts import Facts
@@ -174,6 +174,12 @@ class RulesPass:
         self.assigner = Assigner(session, self.ruleset, now)
         self._tag_ids: dict[str, int] = {}
         self.log = log.bind(rules_version=compiled.version)
+        # Rows written together at the end of the pass (a statement per row cost more than
+        # the rules themselves): events, outbox items, and tags as (owner id, tag name).
+        self._events: list[dict[str, Any]] = []
+        self._outbox_rows: list[dict[str, Any]] = []
+        self._new_conversation_tags: list[tuple[int, str]] = []
+        self._new_contact_tags: list[tuple[int, str]] = []
 
     def run(self, arrivals: Sequence[Arrival]) -> list[Evaluation]:
         if not arrivals:
@@ -207,7 +213,29 @@ class RulesPass:
                 contact_tags.setdefault(contact or 0, set()),
             )
             evaluations.append(evaluation)
+        self._write_rows()
         return evaluations
+
+    def _write_rows(self) -> None:
+        tag_ids = self._tag_ids_of(
+            {tag for _, tag in self._new_conversation_tags}
+            | {tag for _, tag in self._new_contact_tags}
+        )
+        insert_ignore_many(
+            self.session,
+            ConversationTag,
+            [{"conversation_id": o, "tag_id": tag_ids[t]} for o, t in self._new_conversation_tags],
+            ["conversation_id", "tag_id"],
+        )
+        insert_ignore_many(
+            self.session,
+            ContactTag,
+            [{"contact_id": o, "tag_id": tag_ids[t]} for o, t in self._new_contact_tags],
+            ["contact_id", "tag_id"],
+        )
+        insert_ignore_many(self.session, OutboxItem, self._outbox_rows, ["idempotency_key"])
+        if self._events:
+            self.session.execute(insert(cast(Table, Event.__table__)), self._events)
 
     # -- writing decisions -------------------------------------------------------------------
 
@@ -221,20 +249,26 @@ class RulesPass:
             self._event(arrival, "rule_matched", result.rule.name, {"matched": result.verdict.why})
         for tag, rule in decisions.tags.items():
             if tag not in tags:
-                self._add_tag(ConversationTag, "conversation_id", conversation.id, tag)
+                self._new_conversation_tags.append((conversation.id, tag))
                 tags.add(tag)
                 self._event(arrival, "tag_added", rule, {"tag": tag, "matched": matched[rule]})
         for tag, rule in decisions.untags.items():
             if tag in tags:
-                self.session.query(ConversationTag).filter_by(
-                    conversation_id=conversation.id, tag_id=self._tag_id(tag)
-                ).delete()
+                self.session.execute(
+                    delete(ConversationTag).where(
+                        ConversationTag.conversation_id == conversation.id,
+                        ConversationTag.tag_id == self._tag_ids_of({tag})[tag],
+                    )
+                )
+                self._new_conversation_tags = [
+                    pair for pair in self._new_conversation_tags if pair != (conversation.id, tag)
+                ]
                 tags.discard(tag)
                 self._event(arrival, "tag_removed", rule, {"tag": tag, "matched": matched[rule]})
         if conversation.contact_id is not None:
             for tag, rule in decisions.contact_tags.items():
                 if tag not in contact_tags:
-                    self._add_tag(ContactTag, "contact_id", conversation.contact_id, tag)
+                    self._new_contact_tags.append((conversation.contact_id, tag))
                     contact_tags.add(tag)
                     detail = {"tag": tag, "contact_id": conversation.contact_id}
                     self._event(
@@ -340,22 +374,20 @@ class RulesPass:
     # -- rows --------------------------------------------------------------------------------
 
     def _event(self, arrival: Arrival, kind: str, rule: str, detail: dict[str, Any]) -> None:
-        self.session.add(
-            Event(
-                conversation_id=arrival.conversation.id,
-                message_id=arrival.message_id,
-                kind=kind,
-                actor=f"rule:{rule}"[:200],
-                detail={**detail, "rules_version": self.compiled.version},
-                created_at=self.now,
-            )
+        self._events.append(
+            {
+                "conversation_id": arrival.conversation.id,
+                "message_id": arrival.message_id,
+                "kind": kind,
+                "actor": f"rule:{rule}"[:200],
+                "detail": {**detail, "rules_version": self.compiled.version},
+                "created_at": self.now,
+            }
         )
 
     def _outbox(self, arrival: Arrival, *, kind: str, key: str, payload: dict[str, Any]) -> None:
         """Idempotent on its key: replaying a batch after a crash never pings twice."""
-        insert_ignore(
-            self.session,
-            OutboxItem,
+        self._outbox_rows.append(
             {
                 "kind": kind,
                 "idempotency_key": key[:200],
@@ -367,20 +399,16 @@ class RulesPass:
                 "last_error": "",
                 "result": {},
                 "created_at": self.now,
-            },
-            ["idempotency_key"],
+            }
         )
 
-    def _tag_id(self, name: str) -> int:
-        if name not in self._tag_ids:
-            insert_ignore(self.session, Tag, {"name": name}, ["name"])
-            self._tag_ids[name] = self.session.scalars(select(Tag.id).where(Tag.name == name)).one()
-        return self._tag_ids[name]
-
-    def _add_tag(self, model: type[Any], column: str, owner: int, tag: str) -> None:
-        insert_ignore(
-            self.session, model, {column: owner, "tag_id": self._tag_id(tag)}, [column, "tag_id"]
-        )
+    def _tag_ids_of(self, names: set[str]) -> dict[str, int]:
+        missing = sorted(names - set(self._tag_ids))
+        if missing:
+            insert_ignore_many(self.session, Tag, [{"name": n} for n in missing], ["name"])
+            rows = self.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(missing)))
+            self._tag_ids.update({name: tag_id for name, tag_id in rows})
+        return self._tag_ids
 
     # -- what the facts need from the store --------------------------------------------------
 

@@ -46,7 +46,8 @@ class Assigner:
         self.ruleset = ruleset
         self.now = now
         self._loads: dict[str, int] | None = None
-        self._pointers: dict[str, str] = {}
+        self._pointers: dict[str, AssignmentPointer] = {}
+        self._latest_assigned: dict[int, list[tuple[int, str]]] = {}
 
     def load(self, agent: str) -> int:
         if self._loads is None:
@@ -65,6 +66,11 @@ class Assigner:
         """Keep the loads right within the batch as conversations change hands."""
         self.load("")
         assert self._loads is not None
+        if conversation.contact_id is not None and new_agent:
+            # This conversation is now the contact's latest with an agent.
+            latest = self._latest_assigned.get(conversation.contact_id, [])
+            others = [(cid, agent) for cid, agent in latest if cid != conversation.id]
+            self._latest_assigned[conversation.contact_id] = [(conversation.id, new_agent), *others]
         if conversation.assignee:
             self._loads[conversation.assignee] = max(
                 0, self._loads.get(conversation.assignee, 0) - 1
@@ -140,30 +146,34 @@ class Assigner:
     def _pointer(self, team: str) -> str:
         if team not in self._pointers:
             # Locked on PostgreSQL until the commit: two processes never give the same turn.
-            pointer = self.session.get(AssignmentPointer, team, with_for_update=True)
-            self._pointers[team] = pointer.last_agent if pointer else ""
-        return self._pointers[team]
+            row = self.session.get(AssignmentPointer, team, with_for_update=True)
+            if row is None:
+                row = AssignmentPointer(team=team, last_agent="", updated_at=self.now)
+                self.session.add(row)
+            self._pointers[team] = row
+        return self._pointers[team].last_agent
 
     def _advance(self, team: str, agent: str) -> None:
-        self._pointers[team] = agent
-        pointer = self.session.get(AssignmentPointer, team)
-        if pointer is None:
-            self.session.add(AssignmentPointer(team=team, last_agent=agent, updated_at=self.now))
-        else:
-            pointer.last_agent = agent
-            pointer.updated_at = self.now
+        self._pointer(team)
+        row = self._pointers[team]
+        row.last_agent = agent
+        row.updated_at = self.now
 
     def _last_agent_of_contact(self, conversation: Conversation) -> str:
-        if conversation.contact_id is None:
+        """The agent of the contact's latest other conversation; the two latest are read once
+        per contact and batch (a query per message cost more than the rules)."""
+        contact = conversation.contact_id
+        if contact is None:
             return ""
-        last = self.session.scalar(
-            select(Conversation.assignee)
-            .where(
-                Conversation.contact_id == conversation.contact_id,
-                Conversation.id != conversation.id,
-                Conversation.assignee.is_not(None),
+        if contact not in self._latest_assigned:
+            rows = self.session.execute(
+                select(Conversation.id, Conversation.assignee)
+                .where(Conversation.contact_id == contact, Conversation.assignee.is_not(None))
+                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+                .limit(2)
             )
-            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-            .limit(1)
-        )
-        return last or ""
+            self._latest_assigned[contact] = [(row.id, str(row.assignee)) for row in rows]
+        for conversation_id, agent in self._latest_assigned[contact]:
+            if conversation_id != conversation.id:
+                return agent
+        return ""

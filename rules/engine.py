@@ -34,6 +34,11 @@ from rules.text import fold, whole_word_at
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.log_errors = False
+#: One RE2 set of a few hundred patterns outgrows RE2's default 8 MB budget and fails to
+#: compile (bench/rules.py found it at about 300 body regexes); sets of this size compile
+#: within 64 MB each, and a message costs one pass per set.
+REGEXES_PER_SET = 200
+_SET_OPTIONS.max_mem = 64 << 20
 
 #: Between the elements of a list field (To, tags) so that no phrase spans two of them.
 _LIST_JOIN = " \u2063 "  # INVISIBLE SEPARATOR: not a space (str.split would eat \x1f)
@@ -68,7 +73,8 @@ class _FieldIndex:
         self.keywords: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.automaton: Any = None
         self.regexes: list[tuple[int, Any, str]] = []
-        self.regex_set: Any = None
+        #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
+        self.regex_sets: list[tuple[int, Any]] = []
         self.equals: dict[str, list[tuple[int, str]]] = defaultdict(list)
 
     def compile(self) -> None:
@@ -78,12 +84,15 @@ class _FieldIndex:
                 automaton.add_word(key, (len(key), tuple(leaves)))
             automaton.make_automaton()
             self.automaton = automaton
-        if self.regexes:
+        for offset in range(0, len(self.regexes), REGEXES_PER_SET):
             regex_set = re2.Set.SearchSet(_SET_OPTIONS)
-            for _, _, pattern in self.regexes:
+            for _, _, pattern in self.regexes[offset : offset + REGEXES_PER_SET]:
                 regex_set.Add(unicode_classes(pattern))
-            regex_set.Compile()
-            self.regex_set = regex_set
+            try:
+                regex_set.Compile()
+            except re2.error as error:
+                raise RuntimeError(f"RE2 could not compile the regexes as a set: {error}") from None
+            self.regex_sets.append((offset, regex_set))
 
     def find(self, facts: Facts, hits: dict[int, str]) -> None:
         value = self.read(facts)
@@ -106,9 +115,9 @@ class _FieldIndex:
                 if whole_word_at(prepared, start, end + 1):
                     for leaf_id, original in leaves:
                         hits.setdefault(leaf_id, original)
-        if self.regex_set is not None and text:
-            for position in self.regex_set.Match(text) or ():  # None when nothing matches
-                leaf_id, compiled, _ = self.regexes[position]
+        for offset, regex_set in self.regex_sets if text else ():
+            for position in regex_set.Match(text) or ():  # None when nothing matches
+                leaf_id, compiled, _ = self.regexes[offset + position]
                 match = compiled.search(text)
                 hits[leaf_id] = match.group(0)[:80] if match else ""
 

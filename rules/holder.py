@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from rules.engine import CompiledRules
-from rules.errors import RulesInvalid
+from rules.errors import Mark, Problem, RulesInvalid
 from rules.loader import load_rules
 
 log = structlog.get_logger(__name__)
@@ -22,7 +22,11 @@ log = structlog.get_logger(__name__)
 
 def compile_file(path: Path) -> CompiledRules:
     """Load and compile; RulesInvalid (every problem) if the file cannot be used."""
-    return CompiledRules(load_rules(path))
+    ruleset = load_rules(path)
+    try:
+        return CompiledRules(ruleset)
+    except RuntimeError as error:  # RE2 refusing a set of regexes: a limit, not a typo
+        raise RulesInvalid([Problem(Mark(str(path), 1, 1), "rules", str(error))]) from None
 
 
 class RulesInForce:

@@ -27,7 +27,15 @@ _RE2_OPTIONS.log_errors = False  # our loader reports the error with file:line:c
 
 def compile_re2(pattern: str) -> Any:
     """RE2 with `\\w`, `\\W` and `\\d` in Unicode, as Python's re has them: `\\w` must match
-    "ä" and "ж" in our customers' words. ValueError with RE2's reason if it cannot compile."""
+    "ä" and "ж" in our customers' words. ValueError with RE2's reason if it cannot compile.
+
+    RE2's `\\b` knows only ASCII letters: `\\bсчёт` would never match. A pattern with `\\b` or
+    `\\B` and a letter outside ASCII is refused rather than left to fail silently."""
+    if _WORD_BOUNDARY.search(pattern) and any(c.isalpha() and not c.isascii() for c in pattern):
+        raise ValueError(
+            "\\b in RE2 knows only ASCII letters, so it cannot mark the edge of this word; "
+            "use any_keyword for whole words, or (?:^|[^\\pL]) around it"
+        )
     try:
         return re2.compile(unicode_classes(pattern), options=_RE2_OPTIONS)
     except re2.error as error:
@@ -38,6 +46,7 @@ def compile_re2(pattern: str) -> Any:
 
 
 _CLASSES = {"w": r"\pL\pN_", "d": r"\pN"}
+_WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
 
 
 def unicode_classes(pattern: str) -> str:

@@ -126,6 +126,18 @@ def test_round_robin_stays_fair_across_restarts(store: Store, desk: RulesInForce
     assert given == ["aino", "mart", "aino", "mart"]
 
 
+def test_turns_within_one_batch_follow_each_other(store: Store, desk: RulesInForce) -> None:
+    pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=desk)  # type: ignore[arg-type]
+    messages = [
+        raw(mail(message_id=f"b{n}", sender=f"Asiakas {n} <b{n}@example.fi>", body=FINNISH))
+        for n in range(4)
+    ]
+    ingest(pipeline, *messages)
+    assert [assignee_of(store, f"b{n}") for n in range(4)] == ["aino", "mart", "aino", "mart"]
+    # All in the batch's own pass: nothing had to be retried message by message.
+    assert not events(store, conversation_of(store, "b0").id, "rules_failed")
+
+
 def test_least_loaded_then_capacity_then_the_queue(store: Store, desk: RulesInForce) -> None:
     pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=desk)  # type: ignore[arg-type]
     order = []

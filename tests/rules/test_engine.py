@@ -272,3 +272,27 @@ def test_the_index_never_skips_a_rule_that_matches(
     fast = [r.rule.name for r in engine.evaluate(facts).matched]
     full = [r.rule.name for r in engine.evaluate(facts, trace=True).matched]
     assert fast == full
+
+
+def test_a_word_boundary_that_cannot_work_is_refused(tmp_path: Path) -> None:
+    from rules.errors import RulesInvalid
+
+    with pytest.raises(RulesInvalid) as raised:
+        compiled(
+            tmp_path,
+            """\
+            rules:
+              - {name: invoice, when: {body: {regex: '\\bсчёт\\s*\\d+'}}, then: {priority: high}}
+            """,
+        )
+    assert "knows only ASCII letters" in str(raised.value.problems[0])
+
+
+def test_hundreds_of_regexes_on_one_field_compile(tmp_path: Path) -> None:
+    lines = [
+        f"  - {{name: r{n}, when: {{body: {{regex: '(?i)order\\s*#?{n}\\d{{2,}}'}}}}, "
+        "then: {priority: high}}"
+        for n in range(700)
+    ]
+    engine = compiled(tmp_path, "rules:\n" + "\n".join(lines) + "\n")
+    assert matched(engine, body="Where is ORDER #69912?") == ["r6", "r69", "r699"]
