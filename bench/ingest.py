@@ -8,6 +8,7 @@ then in one run prints messages/s for:
 - the bare `email.message_from_bytes(..., policy=compat32)` parse (the ceiling for Python),
 - normalize only (our parser: charsets, HTML to text, reply split, language detection),
 - the whole pipeline, Maildir connector to committed rows, into SQLite and into PostgreSQL,
+  and into SQLite again with the example desk's rules (rules/examples/desk.yaml) applied,
 
 with the resident memory sampled as the pipeline goes (it must stay flat as N grows) and the
 peak. A benchmark, not a test: it prints figures and asserts nothing.
@@ -29,12 +30,14 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector
+from inbox.cli import example_rules_path
 from inbox.config import Settings, default_workers
 from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
 from inbox.pipeline import Pipeline
+from rules.holder import RulesInForce
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -75,12 +78,19 @@ def normalize_all(maildir: Path, languages: list[str]) -> None:
 
 
 def pipeline_into(
-    url: str, maildir: Path, batch_size: int, samples: list[str], workers: int
+    url: str,
+    maildir: Path,
+    batch_size: int,
+    samples: list[str],
+    workers: int,
+    rules: RulesInForce | None = None,
 ) -> None:
     upgrade(url)
     engine = make_engine(url)
     settings = Settings(database_url=url, ingest={"workers": workers})
-    pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
+    pipeline = Pipeline(
+        make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
+    )
     connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
     done = 0
     next_sample = 2000
@@ -152,6 +162,14 @@ def main() -> None:
         )
         print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
         print(f"{'':<34} {sqlite / bare:.0%} of the bare compat32 rate")
+        desk = RulesInForce(example_rules_path())
+        rate(
+            f"  the same with the example rules ({len(desk.current.ruleset.rules)})",
+            n,
+            lambda: pipeline_into(
+                f"{sqlite_url}.rules", maildir, args.batch_size, [], args.workers, desk
+            ),
+        )
         if not args.no_postgres:
             url, drop = postgres_schema(args.postgres)
             try:

@@ -321,9 +321,10 @@ REGEXES: tuple[RegexTemplate, ...] = (
         lambda rng, p, d: f"INV-20{rng.randint(20, 29)}-{p}{d}",
         in_subject=True,
     ),
-    # \b next to a Cyrillic letter, as an admin would write it.
+    # A word's edge before a Cyrillic word: RE2's \b is ASCII-only (the loader refuses it
+    # there), so the start of the text or a non-word character, as `rules check` suggests.
     RegexTemplate(
-        r"(?i)\b(?:счёт|счет)\s*№?\s*{p}\d{{{k},}}",
+        r"(?i)(?:^|\W)(?:счёт|счет)\s*№?\s*{p}\d{{{k},}}",
         lambda rng, p, d: f"{_pick(rng, ('счёт № ', 'Счет ', 'СЧЁТ №'))}{p}{d}",
     ),
     RegexTemplate(

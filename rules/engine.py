@@ -28,9 +28,9 @@ from rules.conditions import All, AnyOf, Condition, HeaderLeaf, Leaf, Verdict
 from rules.decisions import Decisions
 from rules.facts import Facts
 from rules.fields import Kind
-from rules.matchers import Equals, Keywords, Regex, keyword_text, unicode_classes
+from rules.matchers import Equals, Keywords, Regex, unicode_classes
 from rules.model import Rule, RuleSet
-from rules.text import fold, whole_word_at
+from rules.text import fold, words
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.log_errors = False
@@ -41,7 +41,7 @@ REGEXES_PER_SET = 200
 _SET_OPTIONS.max_mem = 64 << 20
 
 #: Between the elements of a list field (To, tags) so that no phrase spans two of them.
-_LIST_JOIN = " \u2063 "  # INVISIBLE SEPARATOR: not a space (str.split would eat \x1f)
+_LIST_JOIN = " \n "
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,10 @@ class _FieldIndex:
 
     def __init__(self, read: Callable[[Facts], object]) -> None:
         self.read = read
+        #: Folded one-word keywords, and phrases (" out of office "), to their leaves.
         self.keywords: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.phrases: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.keyword_set: frozenset[str] = frozenset()
         self.automaton: Any = None
         self.regexes: list[tuple[int, Any, str]] = []
         #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
@@ -78,10 +81,11 @@ class _FieldIndex:
         self.equals: dict[str, list[tuple[int, str]]] = defaultdict(list)
 
     def compile(self) -> None:
-        if self.keywords:
+        self.keyword_set = frozenset(self.keywords)
+        if self.phrases:
             automaton = ahocorasick.Automaton()
-            for key, leaves in self.keywords.items():
-                automaton.add_word(key, (len(key), tuple(leaves)))
+            for phrase, leaves in self.phrases.items():
+                automaton.add_word(f" {phrase} ", tuple(leaves))
             automaton.make_automaton()
             self.automaton = automaton
         for offset in range(0, len(self.regexes), REGEXES_PER_SET):
@@ -108,11 +112,15 @@ class _FieldIndex:
             for item in values:
                 for leaf_id, original in self.equals.get(fold(item), ()):
                     hits.setdefault(leaf_id, original)
-        if self.automaton is not None and text:
-            prepared = keyword_text(text)
-            for end, (length, leaves) in self.automaton.iter(prepared):
-                start = end - length + 1
-                if whole_word_at(prepared, start, end + 1):
+        if (self.keyword_set or self.automaton is not None) and text:
+            tokens = words(text)
+            for word in self.keyword_set.intersection(tokens):
+                for leaf_id, original in self.keywords[word]:
+                    hits.setdefault(leaf_id, original)
+            if self.automaton is not None:
+                # Phrases: padded with spaces in the automaton and in the text, so every hit
+                # is a whole-word match.
+                for _, leaves in self.automaton.iter(" " + " ".join(tokens) + " "):
                     for leaf_id, original in leaves:
                         hits.setdefault(leaf_id, original)
         for offset, regex_set in self.regex_sets if text else ():
@@ -159,8 +167,9 @@ class CompiledRules:
         if index is None:
             index = self._indexes[leaf.index_key] = _FieldIndex(leaf.value)
         if isinstance(matcher, Keywords):
-            for original, folded in zip(matcher.values, matcher.folded, strict=True):
-                index.keywords[" ".join(folded.split())].append((leaf.id, original))
+            for original, phrase in zip(matcher.values, matcher.folded, strict=True):
+                target = index.phrases if " " in phrase else index.keywords
+                target[phrase].append((leaf.id, original))
             return True
         if isinstance(matcher, Regex) and leaf.field.kind is Kind.TEXT:
             index.regexes.append((leaf.id, matcher.compiled, matcher.values[0]))

@@ -19,7 +19,7 @@ from typing import Any
 
 import re2
 
-from rules.text import fold, whole_word_at
+from rules.text import fold, words
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # our loader reports the error with file:line:column
@@ -34,7 +34,7 @@ def compile_re2(pattern: str) -> Any:
     if _WORD_BOUNDARY.search(pattern) and any(c.isalpha() and not c.isascii() for c in pattern):
         raise ValueError(
             "\\b in RE2 knows only ASCII letters, so it cannot mark the edge of this word; "
-            "use any_keyword for whole words, or (?:^|[^\\pL]) around it"
+            "use any_keyword for whole words, or (?:^|\\W) before it and (?:\\W|$) after it"
         )
     try:
         return re2.compile(unicode_classes(pattern), options=_RE2_OPTIONS)
@@ -151,24 +151,28 @@ class EndsWith(TextMatcher):
 
 
 def keyword_text(text: str) -> str:
-    """The text keywords are looked for in: folded, each run of whitespace one space."""
-    return " ".join(fold(text).split())
+    """A text's words joined by single spaces, padded with one on each side: a keyword or
+    phrase is a whole-word match exactly where " phrase " occurs in it."""
+    return " " + " ".join(words(text)) + " "
 
 
 class Keywords(TextMatcher):
     """Whole words or phrases: "kiire" matches "Kiire!" but not "kiireellinen"."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        phrases = tuple(" ".join(words(value)) for value in self.values)
+        if not all(phrases):
+            raise ValueError("a keyword needs a letter or a digit")
+        object.__setattr__(self, "folded", phrases)
+
     def test(self, text: str) -> str | None:
         return self.test_prepared(keyword_text(text))
 
     def test_prepared(self, prepared: str) -> str | None:
-        for value, wanted in zip(self.values, self.folded, strict=True):
-            wanted = " ".join(wanted.split())
-            start = prepared.find(wanted)
-            while start != -1:
-                if whole_word_at(prepared, start, start + len(wanted)):
-                    return value
-                start = prepared.find(wanted, start + 1)
+        for value, phrase in zip(self.values, self.folded, strict=True):
+            if f" {phrase} " in prepared:
+                return value
         return None
 
 

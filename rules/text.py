@@ -13,6 +13,7 @@ C) and decoded back: about 5 µs. Text that fits none (mixed scripts) takes the 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -64,11 +65,32 @@ def _page_table(codec: str) -> bytes | None:
     return bytes(table)
 
 
+def _words_table(codec: str, fold_table: bytes) -> bytes:
+    """The fold table with every byte that is not part of a word turned into a space."""
+    table = bytearray(fold_table)
+    for byte in range(256):
+        try:
+            char = bytes([byte]).decode(codec)
+        except UnicodeDecodeError:
+            table[byte] = 0x20
+            continue
+        if not is_word_char(char):
+            table[byte] = 0x20
+    return bytes(table)
+
+
+def is_word_char(char: str) -> bool:
+    """Letters, digits and "_", in any script: what `\\w` means in keywords and regexes."""
+    return char.isalnum() or char == "_"
+
+
 _PAGES = [
-    (codec, table)
+    (codec, table, _words_table(codec, table))
     for codec in ("cp1252", "cp1253", "cp1251")
     if (table := _page_table(codec)) is not None
 ]
+_ASCII_WORDS = _words_table("ascii", bytes(range(128)) + bytes(128))
+_WORD = re.compile(r"\w+")
 
 
 def fold(text: str) -> str:
@@ -76,7 +98,7 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     lowered = text.casefold()
-    for codec, table in _PAGES:
+    for codec, table, _ in _PAGES:
         try:
             encoded = lowered.encode(codec)
         except UnicodeEncodeError:
@@ -85,12 +107,17 @@ def fold(text: str) -> str:
     return lowered.translate(_SLOW)
 
 
-def is_word_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
-def whole_word_at(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] stands as whole words: no letter or digit touches it."""
-    if start > 0 and is_word_char(text[start - 1]) and is_word_char(text[start]):
-        return False
-    return not (end < len(text) and is_word_char(text[end]) and is_word_char(text[end - 1]))
+def words(text: str) -> list[str]:
+    """The folded words of a text, in order: what keywords are matched against. A word is a
+    run of letters, digits and underscores; everything else separates words (so "e-mail" is
+    the two words "e mail", in keywords and in text alike)."""
+    if text.isascii():
+        return text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
+    lowered = text.casefold()
+    for codec, _, words_table in _PAGES:
+        try:
+            encoded = lowered.encode(codec)
+        except UnicodeEncodeError:
+            continue
+        return encoded.translate(words_table).decode(codec).split()
+    return _WORD.findall(lowered.translate(_SLOW))
