@@ -35,6 +35,11 @@ class Condition:
     def check(self, facts: Facts, known: Known) -> Verdict:
         raise NotImplementedError
 
+    def matches(self, facts: Facts, known: Known) -> bool:
+        """`check` without the explanation: most rules do not match, and only the ones that
+        do need their reasons written down."""
+        return self.check(facts, known).matched
+
     def leaves(self) -> Iterator[Leaf]:
         raise NotImplementedError
 
@@ -56,6 +61,11 @@ class Leaf(Condition):
         if found is not None:
             return Verdict(True, f"{self.field.name} {self._matched_words(found)}")
         return Verdict(False, f"{self.field.name} {self._shown(facts)}: not {self.describe()}")
+
+    def matches(self, facts: Facts, known: Known) -> bool:
+        if self.indexed:
+            return self.id in known
+        return self.test(facts) is not None
 
     @property
     def index_key(self) -> str:
@@ -178,6 +188,9 @@ class All(Condition):
             reasons.append(verdict.why)
         return Verdict(True, " and ".join(reasons))
 
+    def matches(self, facts: Facts, known: Known) -> bool:
+        return all(child.matches(facts, known) for child in self.children)
+
     def leaves(self) -> Iterator[Leaf]:
         for child in self.children:
             yield from child.leaves()
@@ -196,6 +209,9 @@ class AnyOf(Condition):
             reasons.append(verdict.why)
         return Verdict(False, "none of: " + "; ".join(reasons))
 
+    def matches(self, facts: Facts, known: Known) -> bool:
+        return any(child.matches(facts, known) for child in self.children)
+
     def leaves(self) -> Iterator[Leaf]:
         for child in self.children:
             yield from child.leaves()
@@ -209,6 +225,9 @@ class Not(Condition):
         verdict = self.child.check(facts, known)
         return Verdict(not verdict.matched, f"not ({verdict.why})")
 
+    def matches(self, facts: Facts, known: Known) -> bool:
+        return not self.child.matches(facts, known)
+
     def leaves(self) -> Iterator[Leaf]:
         yield from self.child.leaves()
 
@@ -218,6 +237,9 @@ class Always(Condition):
 
     def check(self, facts: Facts, known: Known) -> Verdict:
         return Verdict(True, "no conditions")
+
+    def matches(self, facts: Facts, known: Known) -> bool:
+        return True
 
     def leaves(self) -> Iterator[Leaf]:
         return iter(())

@@ -207,6 +207,8 @@ class CompiledRules:
                     evaluation.results.append(RuleResult(rule, Verdict(False, why), False))
                     continue
                 break
+            if not trace and not rule.when.matches(facts, known):
+                continue
             verdict = rule.when.check(facts, known)
             if verdict.matched or trace:
                 evaluation.results.append(RuleResult(rule, verdict))
