@@ -413,27 +413,19 @@ class RulesPass:
     # -- what the facts need from the store --------------------------------------------------
 
     def _conversation_tags(self, ids: list[int]) -> dict[int, set[str]]:
-        found: dict[int, set[str]] = {}
-        for chunk in chunked(ids):
-            rows = self.session.execute(
-                select(ConversationTag.conversation_id, Tag.name)
-                .join(Tag, Tag.id == ConversationTag.tag_id)
-                .where(ConversationTag.conversation_id.in_(chunk))
-            )
-            for conversation_id, name in rows:
-                found.setdefault(conversation_id, set()).add(name)
-        return found
+        return self._tags_by_owner(ConversationTag.conversation_id, ConversationTag.tag_id, ids)
 
     def _contact_tags(self, ids: list[int]) -> dict[int, set[str]]:
+        return self._tags_by_owner(ContactTag.contact_id, ContactTag.tag_id, ids)
+
+    def _tags_by_owner(self, owner: Any, tag_id: Any, ids: list[int]) -> dict[int, set[str]]:
         found: dict[int, set[str]] = {}
         for chunk in chunked(ids):
             rows = self.session.execute(
-                select(ContactTag.contact_id, Tag.name)
-                .join(Tag, Tag.id == ContactTag.tag_id)
-                .where(ContactTag.contact_id.in_(chunk))
+                select(owner, Tag.name).join(Tag, Tag.id == tag_id).where(owner.in_(chunk))
             )
-            for contact_id, name in rows:
-                found.setdefault(contact_id, set()).add(name)
+            for owner_id, name in rows:
+                found.setdefault(owner_id, set()).add(name)
         return found
 
     def _earlier_conversations(self, ids: list[int]) -> dict[int, int]:

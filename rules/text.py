@@ -98,13 +98,7 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     lowered = text.casefold()
-    for codec, table, _ in _PAGES:
-        try:
-            encoded = lowered.encode(codec)
-        except UnicodeEncodeError:
-            continue
-        return encoded.translate(table).decode(codec)
-    return lowered.translate(_SLOW)
+    return _through_page(lowered, 1) or lowered.translate(_SLOW)
 
 
 def words(text: str) -> list[str]:
@@ -114,10 +108,17 @@ def words(text: str) -> list[str]:
     if text.isascii():
         return text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
     lowered = text.casefold()
-    for codec, _, words_table in _PAGES:
+    through = _through_page(lowered, 2)
+    return through.split() if through is not None else _WORD.findall(lowered.translate(_SLOW))
+
+
+def _through_page(lowered: str, table: int) -> str | None:
+    """`lowered` translated by table 1 (fold) or 2 (fold and words) of the first code page
+    that holds all of it; None when none does (mixed scripts)."""
+    for codec, fold_table, words_table in _PAGES:
         try:
             encoded = lowered.encode(codec)
         except UnicodeEncodeError:
             continue
-        return encoded.translate(words_table).decode(codec).split()
-    return _WORD.findall(lowered.translate(_SLOW))
+        return encoded.translate(fold_table if table == 1 else words_table).decode(codec)
+    return None
