@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: see bench/_checkout.py)
 from sqlalchemy import func, select
 
 from inbox.config import Settings

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from email import policy
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: see bench/_checkout.py)
 from sqlalchemy import create_engine, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector

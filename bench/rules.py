@@ -43,7 +43,6 @@ import functools
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 import unicodedata
@@ -54,22 +53,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import _checkout  # noqa: F401  (first: `rules` must be the package, not this file)
 import yaml
 
-# This file has the name of the package it measures, and a script's folder comes first on
-# sys.path: `import rules` would find this file. The package must come from the checkout.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _BENCH]
-if str(_BENCH.parent) not in sys.path:
-    sys.path.insert(0, str(_BENCH.parent))
-
-import rules.engine  # noqa: E402
-from rules.engine import CompiledRules  # noqa: E402
-from rules.errors import RulesInvalid  # noqa: E402
-from rules.facts import Facts  # noqa: E402
-from rules.loader import load_rules  # noqa: E402
-from rules.matchers import keyword_text  # noqa: E402
-from rules.text import fold  # noqa: E402
+import rules.engine
+from rules.engine import CompiledRules
+from rules.errors import RulesInvalid
+from rules.facts import Facts
+from rules.loader import load_rules
+from rules.matchers import keyword_text
+from rules.text import fold
 
 # -- the vocabulary ----------------------------------------------------------------------------
 

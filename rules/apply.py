@@ -187,6 +187,7 @@ class RulesPass:
         conversations = {a.conversation.id: a.conversation for a in arrivals}
         tags = self._conversation_tags(list(conversations))
         contacts = {c.contact_id for c in conversations.values() if c.contact_id is not None}
+        self.assigner.contacts = contacts
         contact_tags = self._contact_tags(sorted(contacts))
         earlier = self._earlier_conversations(sorted(contacts))
         known = self._contacts_known_before(sorted(contacts))

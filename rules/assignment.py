@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inbox.models import AssignmentPointer, Conversation
+from inbox.store_utils import chunked
 from rules.model import Agent, Assign, RuleSet
 
 LOADED_STATUSES = ("open", "pending")
@@ -48,6 +50,8 @@ class Assigner:
         self._loads: dict[str, int] | None = None
         self._pointers: dict[str, AssignmentPointer] = {}
         self._latest_assigned: dict[int, list[tuple[int, str]]] = {}
+        #: The contacts of the batch: sticky assignment looks all of them up at once.
+        self.contacts: set[int] = set()
 
     def load(self, agent: str) -> int:
         if self._loads is None:
@@ -159,21 +163,33 @@ class Assigner:
         row.last_agent = agent
         row.updated_at = self.now
 
+    def _load_latest_assigned(self, contacts: set[int]) -> None:
+        wanted = sorted(contact for contact in contacts if contact not in self._latest_assigned)
+        found: dict[int, list[tuple[Any, int, str]]] = {contact: [] for contact in wanted}
+        for chunk in chunked(wanted):
+            rows = self.session.execute(
+                select(
+                    Conversation.contact_id,
+                    Conversation.id,
+                    Conversation.assignee,
+                    Conversation.last_message_at,
+                ).where(Conversation.contact_id.in_(chunk), Conversation.assignee.is_not(None))
+            )
+            for contact_id, conversation_id, assignee, last in rows:
+                found[contact_id].append((last, conversation_id, str(assignee)))
+        for contact, rows in found.items():
+            latest = sorted(rows, key=lambda row: (row[0] is not None, row[0], row[1]))[-2:]
+            self._latest_assigned[contact] = [(cid, agent) for _, cid, agent in reversed(latest)]
+
     def _last_agent_of_contact(self, conversation: Conversation) -> str:
         """The agent of the contact's latest other conversation; the two latest are read once
-        per contact and batch (a query per message cost more than the rules)."""
+        per batch for all its contacts (a query per message cost more than the rules)."""
         contact = conversation.contact_id
         if contact is None:
             return ""
         if contact not in self._latest_assigned:
-            rows = self.session.execute(
-                select(Conversation.id, Conversation.assignee)
-                .where(Conversation.contact_id == contact, Conversation.assignee.is_not(None))
-                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                .limit(2)
-            )
-            self._latest_assigned[contact] = [(row.id, str(row.assignee)) for row in rows]
-        for conversation_id, agent in self._latest_assigned[contact]:
+            self._load_latest_assigned({contact, *self.contacts})
+        for conversation_id, agent in self._latest_assigned.get(contact, []):
             if conversation_id != conversation.id:
                 return agent
         return ""
