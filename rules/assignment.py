@@ -167,7 +167,7 @@ class Assigner:
         wanted = sorted(contact for contact in contacts if contact not in self._latest_assigned)
         found: dict[int, list[tuple[Any, int, str]]] = {contact: [] for contact in wanted}
         for chunk in chunked(wanted):
-            rows = self.session.execute(
+            result = self.session.execute(
                 select(
                     Conversation.contact_id,
                     Conversation.id,
@@ -175,8 +175,9 @@ class Assigner:
                     Conversation.last_message_at,
                 ).where(Conversation.contact_id.in_(chunk), Conversation.assignee.is_not(None))
             )
-            for contact_id, conversation_id, assignee, last in rows:
-                found[contact_id].append((last, conversation_id, str(assignee)))
+            for contact_id, conversation_id, assignee, last in result:
+                if contact_id is not None:
+                    found[contact_id].append((last, conversation_id, str(assignee)))
         for contact, rows in found.items():
             latest = sorted(rows, key=lambda row: (row[0] is not None, row[0], row[1]))[-2:]
             self._latest_assigned[contact] = [(cid, agent) for _, cid, agent in reversed(latest)]
