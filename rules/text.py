@@ -42,6 +42,11 @@ def _slow_table() -> dict[int, str]:
 
 
 _SLOW = _slow_table()
+#: The same as a list indexed by code point (beyond it, IndexError leaves a character as it
+#: is): str.translate looks a list up about 2.5 times faster than a dictionary.
+_SLOW_LIST = [chr(codepoint) for codepoint in range(max(_SLOW) + 1)]
+for _codepoint, _folded in _SLOW.items():
+    _SLOW_LIST[_codepoint] = _folded
 
 
 def _page_table(codec: str) -> bytes | None:
@@ -98,7 +103,7 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     lowered = text.casefold()
-    return _through_page(lowered, 1) or lowered.translate(_SLOW)
+    return _through_page(lowered, 1) or lowered.translate(_SLOW_LIST)
 
 
 def words(text: str) -> list[str]:
@@ -109,7 +114,9 @@ def words(text: str) -> list[str]:
         return text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
     lowered = text.casefold()
     through = _through_page(lowered, 2)
-    return through.split() if through is not None else _WORD.findall(lowered.translate(_SLOW))
+    if through is not None:
+        return through.split()
+    return _WORD.findall(lowered.translate(_SLOW_LIST))
 
 
 def _through_page(lowered: str, table: int) -> str | None:
