@@ -93,11 +93,12 @@ def test(
         raise click.UsageError("give exactly one of --message, --sms or --conversation")
     compiled = _compile_or_exit(file)
     now = at.replace(tzinfo=utcnow().tzinfo) if at else utcnow()
+    languages = list(app.config().settings.ingest.languages)
     if eml is not None:
-        facts = _email_facts(eml.read_bytes(), now, compiled)
+        facts = _email_facts(eml.read_bytes(), now, languages)
         conversation = None
     elif sms is not None:
-        facts = _sms_facts(sms, now, compiled)
+        facts = _sms_facts(sms, now, languages)
         conversation = None
     else:
         assert conversation_id is not None
@@ -177,15 +178,15 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
 # -- facts ------------------------------------------------------------------------------------
 
 
-def _email_facts(raw: bytes, now: datetime, compiled: CompiledRules) -> Facts:
+def _email_facts(raw: bytes, now: datetime, languages: list[str]) -> Facts:
     from inbox.normalize.email import normalize_email
     from rules.facts import message_facts
 
-    normalized = normalize_email(raw, languages=_languages())
+    normalized = normalize_email(raw, languages=languages)
     return message_facts(normalized, now)
 
 
-def _sms_facts(spec: str, now: datetime, compiled: CompiledRules) -> Facts:
+def _sms_facts(spec: str, now: datetime, languages: list[str]) -> Facts:
     from inbox.normalize.language import detect_language
 
     text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
@@ -204,14 +205,8 @@ def _sms_facts(spec: str, now: datetime, compiled: CompiledRules) -> Facts:
         from_address=str(data.get("from", "")),
         to=(str(data.get("to", "")),),
         body=body,
-        language=detect_language(body, _languages()),
+        language=detect_language(body, languages),
     )
-
-
-def _languages() -> list[str]:
-    from inbox.config import Settings
-
-    return list(Settings().ingest.languages)
 
 
 def _stored_facts(
