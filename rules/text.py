@@ -13,7 +13,9 @@ C) and decoded back: about 5 µs. Text that fits none (mixed scripts) takes the 
 
 from __future__ import annotations
 
+import codecs
 import re
+import threading
 import unicodedata
 
 
@@ -94,8 +96,12 @@ _PAGES = [
     for codec in ("cp1252", "cp1253", "cp1251")
     if (table := _page_table(codec)) is not None
 ]
+#: The words tables with NUL kept: it marks the runs _mixed_words sets aside.
+_ASIDE_TABLES = {codec: b"\x00" + words_table[1:] for codec, _, words_table in _PAGES}
 _ASCII_WORDS = _words_table("ascii", bytes(range(128)) + bytes(128))
 _WORD = re.compile(r"\w+")
+_FIRST_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+_NOT_WORD = re.compile(r"\W+")
 
 
 def fold(text: str) -> str:
@@ -116,7 +122,50 @@ def words(text: str) -> list[str]:
     through = _through_page(lowered, 2)
     if through is not None:
         return through.split()
-    return _WORD.findall(lowered.translate(_SLOW_LIST))
+    return _mixed_words(lowered)
+
+
+_aside = threading.local()
+
+
+def _set_aside(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    _aside.runs.append(error.object[error.start : error.end])
+    return "\x00", error.end
+
+
+codecs.register_error("inbox-rules-aside", _set_aside)
+
+
+def _mixed_words(lowered: str) -> list[str]:
+    """A text no one code page holds: a Finnish mail quoting a Russian invoice number, say.
+    The page of its first letter beyond ASCII takes the text, the runs it cannot hold are set
+    aside (a NUL in their place), folded on their own, and put back as words of their own.
+    Measured: half the time of folding the whole text character by character."""
+    first = _FIRST_BEYOND_ASCII.search(lowered)
+    if "\x00" in lowered or first is None:
+        return _WORD.findall(lowered.translate(_SLOW_LIST))
+    page = next((p for p in _PAGES if _fits(first.group(), p[0])), _PAGES[0])
+    codec = page[0]
+    _aside.runs = []
+    encoded = lowered.encode(codec, "inbox-rules-aside")
+    runs: list[str] = _aside.runs
+    pieces = encoded.translate(_ASIDE_TABLES[codec]).decode(codec).split("\x00")
+    joined: list[str] = []
+    for index, piece in enumerate(pieces):
+        joined.append(piece)
+        if index < len(runs):
+            # Folded on its own, separators made spaces; letters glue to the neighbours.
+            joined.append(_NOT_WORD.sub(" ", runs[index].translate(_SLOW_LIST)))
+    return "".join(joined).split()
+
+
+def _fits(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _through_page(lowered: str, table: int) -> str | None:
