@@ -74,6 +74,8 @@ class _FieldIndex:
         self.keywords: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.phrases: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.keyword_set: frozenset[str] = frozenset()
+        self.keyword_hits: dict[str, dict[int, str]] = {}
+        self.equals_hits: dict[str, dict[int, str]] = {}
         self.automaton: Any = None
         self.regexes: list[tuple[int, Any, str]] = []
         #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
@@ -82,10 +84,14 @@ class _FieldIndex:
 
     def compile(self) -> None:
         self.keyword_set = frozenset(self.keywords)
+        # Each key's leaves as a dict, merged into the hits with one dict.update (a message
+        # hits a hundred keyword leaves in bench/rules.py: a Python loop over them showed).
+        self.keyword_hits = {word: dict(leaves) for word, leaves in self.keywords.items()}
+        self.equals_hits = {value: dict(leaves) for value, leaves in self.equals.items()}
         if self.phrases:
             automaton = ahocorasick.Automaton()
             for phrase, leaves in self.phrases.items():
-                automaton.add_word(f" {phrase} ", tuple(leaves))
+                automaton.add_word(f" {phrase} ", dict(leaves))
             automaton.make_automaton()
             self.automaton = automaton
         for offset in range(0, len(self.regexes), REGEXES_PER_SET):
@@ -108,21 +114,21 @@ class _FieldIndex:
         else:
             text = str(value)
             values = [text]
-        if self.equals:
+        if self.equals_hits:
             for item in values:
-                for leaf_id, original in self.equals.get(fold(item), ()):
-                    hits.setdefault(leaf_id, original)
+                found = self.equals_hits.get(fold(item))
+                if found:
+                    hits.update(found)
         if (self.keyword_set or self.automaton is not None) and text:
             tokens = words(text)
+            keyword_hits = self.keyword_hits
             for word in self.keyword_set.intersection(tokens):
-                for leaf_id, original in self.keywords[word]:
-                    hits.setdefault(leaf_id, original)
+                hits.update(keyword_hits[word])
             if self.automaton is not None:
                 # Phrases: padded with spaces in the automaton and in the text, so every hit
                 # is a whole-word match.
                 for _, leaves in self.automaton.iter(" " + " ".join(tokens) + " "):
-                    for leaf_id, original in leaves:
-                        hits.setdefault(leaf_id, original)
+                    hits.update(leaves)
         for offset, regex_set in self.regex_sets if text else ():
             for position in regex_set.Match(text) or ():  # None when nothing matches
                 leaf_id, compiled, _ = self.regexes[offset + position]
@@ -145,15 +151,17 @@ class CompiledRules:
                 leaf.indexed = self._index(leaf)
         for index in self._indexes.values():
             index.compile()
-        self._always: list[Rule] = []
-        self._by_trigger: dict[int, list[Rule]] = defaultdict(list)
+        #: Rule positions: those evaluated for every message, and those a leaf's hit triggers.
+        self._always: list[int] = []
+        self._by_trigger: dict[int, list[int]] = defaultdict(list)
         for rule in ruleset.rules:
             trigger = _triggers(rule.when)
             if trigger is None:
-                self._always.append(rule)
+                self._always.append(rule.index)
             else:
                 for leaf_id in trigger:
-                    self._by_trigger[leaf_id].append(rule)
+                    self._by_trigger[leaf_id].append(rule.index)
+        self._by_trigger = dict(self._by_trigger)
         self.leaf_count = leaf_count
 
     def _index(self, leaf: Leaf) -> bool:
@@ -194,11 +202,14 @@ class CompiledRules:
         if trace:
             candidates: list[Rule] = list(self.ruleset.rules)
         else:
-            chosen = {rule.index: rule for rule in self._always}
+            chosen = set(self._always)
+            by_trigger = self._by_trigger
             for leaf_id in known:
-                for rule in self._by_trigger.get(leaf_id, ()):
-                    chosen[rule.index] = rule
-            candidates = [chosen[index] for index in sorted(chosen)]
+                triggered = by_trigger.get(leaf_id)
+                if triggered:
+                    chosen.update(triggered)
+            rules = self.ruleset.rules
+            candidates = [rules[index] for index in sorted(chosen)]
         decisions = evaluation.decisions
         for rule in candidates:
             if decisions.stopped_by:
