@@ -74,6 +74,9 @@ class Arrival:
     new_conversation: bool
     #: The message opened a closed conversation again.
     reopened: bool = False
+    #: Messages in the conversation with this one, when it arrived (a later message of the
+    #: same batch must not change what the rules saw for this one).
+    message_count: int = 1
 
 
 @dataclass(eq=False)
@@ -109,7 +112,7 @@ class BatchWriter:
         self._event_rows: list[tuple[dict[str, Any], Conversation | None, Any]] = []
         self._new_conversations: list[Conversation] = []
         #: Stored messages for the rules: (message, opened a new conversation, reopened one).
-        self._arrivals: list[tuple[_NewMessage, bool, bool]] = []
+        self._arrivals: list[tuple[_NewMessage, bool, bool, int]] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -170,8 +173,9 @@ class BatchWriter:
                 attachments=message.attachments,
                 new_conversation=new,
                 reopened=reopened,
+                message_count=count,
             )
-            for message, new, reopened in self._arrivals
+            for message, new, reopened, count in self._arrivals
         ]
 
     def log_stored(self) -> None:
@@ -350,10 +354,12 @@ class BatchWriter:
             row, conversation, raw, decision.reason, self._attachment_rows(normalized)
         )
         self._new_messages.append(message)
-        self._arrivals.append((message, decision.conversation is None, was_closed))
         # No event per arrival: the message row itself says when, from where and why it joined
         # (thread_reason); events are for decisions and for what happened besides a message.
         self._update_conversation(conversation, normalized, message_time, decision)
+        self._arrivals.append(
+            (message, decision.conversation is None, was_closed, conversation.message_count)
+        )
         self.threader.remember(normalized.message_id[:998], conversation)
         self._by_key[normalized.content_hash] = message
         self.conversations.append(conversation)

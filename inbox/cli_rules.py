@@ -330,6 +330,12 @@ def _choice(
     decisions = evaluation.decisions
     assert decisions.assign is not None
     assign = decisions.assign[0]
+    facts = evaluation.facts
+    if facts.assignee and not (assign.reassign or facts.new_conversation):
+        return (
+            f"\n    stays with {facts.assignee}: a follow-up keeps its agent unless the rule says "
+            "reassign: true"
+        )
     try:
         with _store(app) as session:
             target = (
@@ -365,6 +371,9 @@ _NO_OUTCOME: dict[str, str] = {}
 def _outcome(evaluation: Evaluation) -> dict[str, str]:
     decisions = evaluation.decisions
     outcome = {f"tag {tag}": "yes" for tag in decisions.tags}
+    outcome.update({f"untag {tag}": "yes" for tag in decisions.untags})
+    outcome.update({f"contact tag {tag}": "yes" for tag in decisions.contact_tags})
+    outcome.update({f"notify {target}": "yes" for target in decisions.notify})
     if decisions.priority:
         outcome["priority"] = decisions.priority.value
     if decisions.status:
@@ -380,7 +389,7 @@ def _differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
         old, new = before.get(key), after.get(key)
         if old == new:
             continue
-        if key.startswith("tag "):
+        if old == "yes" or new == "yes":
             found.append(("+" if new else "-") + key)
         else:
             found.append(f"{key}: {old or '(none)'} -> {new or '(none)'}")

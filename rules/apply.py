@@ -49,6 +49,7 @@ def facts_from_columns(
     contact_known: bool,
     contact_conversations: int,
     contact_tags: frozenset[str],
+    message_count: int = 0,
 ) -> Facts:
     """Facts of a stored message (the same columns in the batch writer and in the store)."""
     created = conversation.created_at or now
@@ -74,7 +75,7 @@ def facts_from_columns(
         priority=conversation.priority,
         assignee=conversation.assignee or "",
         team=conversation.team or "",
-        message_count=conversation.message_count,
+        message_count=message_count or conversation.message_count,
         age=max(now - created, timedelta(0)),
         contact_known=contact_known,
         contact_conversations=contact_conversations,
@@ -189,12 +190,24 @@ class RulesPass:
         contacts = {c.contact_id for c in conversations.values() if c.contact_id is not None}
         self.assigner.contacts = contacts
         contact_tags = self._contact_tags(sorted(contacts))
-        earlier = self._earlier_conversations(sorted(contacts))
+        before = self._conversations_before_batch(sorted(contacts))
         known = self._contacts_known_before(sorted(contacts))
+        opened_in_batch: dict[int, set[int]] = {}
         evaluations = []
         for arrival in arrivals:
             conversation = arrival.conversation
             contact = conversation.contact_id
+            earlier = 0
+            if contact is not None:
+                # Conversations the contact had before this one: those from before the batch
+                # (less this one, if it is among them) and those this batch opened earlier.
+                own = conversation.created_at is not None and (
+                    conversation.created_at < self.batch_started
+                )
+                opened = opened_in_batch.setdefault(contact, set())
+                earlier = before.get(contact, 0) - int(own) + len(opened - {conversation.id})
+                if arrival.new_conversation:
+                    opened.add(conversation.id)
             facts = facts_from_columns(
                 arrival.columns,
                 arrival.attachments,
@@ -203,8 +216,9 @@ class RulesPass:
                 new_conversation=arrival.new_conversation,
                 tags=frozenset(tags.get(conversation.id, ())),
                 contact_known=contact in known,
-                contact_conversations=max(0, earlier.get(contact, 0) - 1) if contact else 0,
+                contact_conversations=max(0, earlier),
                 contact_tags=frozenset(contact_tags.get(contact, ())) if contact else frozenset(),
+                message_count=arrival.message_count,
             )
             evaluation = self.compiled.evaluate(facts)
             self._apply(
@@ -322,15 +336,21 @@ class RulesPass:
             detail["skipped"] = choice.skipped
         if choice.note:
             detail["note"] = choice.note
-        conversation.team = choice.team or conversation.team
         if not choice.agent:
             if conversation.assignee:
-                return  # reassign found nobody better: keep who has it
+                # Nobody else can take it now: whoever has it keeps it, in their team.
+                detail.update({"assignee": conversation.assignee, "reason": "nobody else can"})
+                self._event(arrival, "assignment_kept", rule, detail)
+                return
+            conversation.team = choice.team or conversation.team
             self._event(arrival, "queued", rule, detail)
             self.log.info(
                 "conversation_queued", conversation_id=conversation.id, team=choice.team, rule=rule
             )
             return
+        conversation.team = choice.team or conversation.team
+        if choice.agent == conversation.assignee:
+            return  # theirs already: no new event, no second ping
         previous = conversation.assignee
         self.assigner.moved(conversation, choice.agent)
         conversation.assignee = choice.agent
@@ -429,13 +449,15 @@ class RulesPass:
                 found.setdefault(owner_id, set()).add(name)
         return found
 
-    def _earlier_conversations(self, ids: list[int]) -> dict[int, int]:
-        """All conversations per contact; the caller subtracts the current one."""
+    def _conversations_before_batch(self, ids: list[int]) -> dict[int, int]:
         found: dict[int, int] = {}
         for chunk in chunked(ids):
             rows = self.session.execute(
                 select(Conversation.contact_id, func.count())
-                .where(Conversation.contact_id.in_(chunk))
+                .where(
+                    Conversation.contact_id.in_(chunk),
+                    Conversation.created_at < self.batch_started,
+                )
                 .group_by(Conversation.contact_id)
             )
             found.update({contact: int(count) for contact, count in rows if contact is not None})

@@ -8,6 +8,7 @@ conversation in flight) sees either the old rules or the new ones, never a mix.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -66,7 +67,8 @@ class RulesInForce:
             return False
         previous = self.current.version
         self.current = candidate
-        self._stamps = self._read_stamps()
+        # The stamps read before compiling: a save made meanwhile is seen at the next look.
+        self._stamps = {**self._read_stamps(), **stamps}
         self.reloads += 1
         log.info(
             "rules_reloaded",
@@ -83,16 +85,20 @@ class RulesInForce:
             return False
         return self.reload("file changed")
 
-    def _read_stamps(self) -> dict[str, tuple[int, int] | None]:
+    def _read_stamps(self) -> dict[str, object]:
         files = {str(self.path)}
+        globs: tuple[str, ...] = ()
         current = getattr(self, "current", None)
         if current is not None:
             files.update(current.ruleset.files)
-        stamps: dict[str, tuple[int, int] | None] = {}
+            globs = current.ruleset.watch_globs
+        stamps: dict[str, object] = {}
         for name in sorted(files):
             try:
                 status = os.stat(name)
                 stamps[name] = (status.st_mtime_ns, status.st_size)
             except OSError:
                 stamps[name] = None
+        for pattern in globs:
+            stamps[f"glob:{pattern}"] = tuple(sorted(glob.glob(pattern)))
         return stamps

@@ -71,12 +71,16 @@ MAX_INCLUDES = 100
 
 def load_rules(path: Path | str) -> RuleSet:
     """Raises RulesInvalid with every problem found, in file order."""
-    documents = _read_with_includes(Path(path))
-    return _Builder(documents).build()
+    documents, globs = _read_with_includes(Path(path))
+    ruleset = _Builder(documents).build()
+    ruleset.watch_globs = tuple(globs)
+    return ruleset
 
 
-def _read_with_includes(main: Path) -> list[Document]:
+def _read_with_includes(main: Path) -> tuple[list[Document], list[str]]:
+    """The documents, and the include globs (a new file matching one is a change too)."""
     documents: list[Document] = []
+    globs: list[str] = []
     problems: list[Problem] = []
     seen: set[Path] = set()
 
@@ -100,6 +104,8 @@ def _read_with_includes(main: Path) -> list[Document]:
                 continue
             base = path.parent
             matches = sorted(glob.glob(str(base / pattern))) if glob.has_magic(pattern) else []
+            if glob.has_magic(pattern):
+                globs.append(str(base / pattern))
             targets = [Path(m) for m in matches] or [base / pattern]
             if glob.has_magic(pattern) and not matches:
                 problems.append(
@@ -120,7 +126,7 @@ def _read_with_includes(main: Path) -> list[Document]:
     visit(main, str(main))
     if problems:
         raise RulesInvalid(problems)
-    return documents
+    return documents, globs
 
 
 def _shown(target: Path, main: Path) -> str:
@@ -245,7 +251,7 @@ class _Builder:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.fail(document, path, f"expected text, got {_kind(value)}")
             return None
-        text = str(value).strip()
+        text = str(getattr(value, "source", value)).strip()
         if not text:
             self.fail(document, path, "expected text, got an empty value")
             return None
@@ -375,6 +381,9 @@ class _Builder:
             self.fail(document, path, 'expected days to hours, like {mon-fri: "08:00-17:00"}')
             return None
         week: list[tuple[Any, ...]] = [()] * 7
+        #: How many days the spec that set each day named: a narrower spec overrides a wider
+        #: one (`mon-fri: ...` then `fri: closed`); specs of one width add up.
+        width = [8] * 7
         ok = True
         for days_spec, ranges_spec in value.items():
             try:
@@ -390,7 +399,10 @@ class _Builder:
                 ok = False
                 continue
             for day in days:
-                week[day] = week[day] + ranges
+                if len(days) < width[day]:
+                    week[day], width[day] = ranges, len(days)
+                elif len(days) == width[day]:
+                    week[day] = week[day] + ranges
         return tuple(week) if ok else None
 
     def read_agents(self, document: Document, value: Any) -> None:
@@ -418,11 +430,14 @@ class _Builder:
             if "hours" in data:
                 self.fail(document, (*path, "hours"), "give either calendar or hours, not both")
         elif "hours" in data:
-            spec_hours = {"timezone": data.get("timezone", "UTC"), "hours": data["hours"]}
+            # Without a zone of their own, an agent's hours are in the file's time zone.
+            zone = data.get("timezone", self.zone.key)
+            spec_hours = {"timezone": zone, "hours": data["hours"]}
             hours = self.calendar(document, path, f"{name}'s hours", spec_hours)
         elif "timezone" in data:
             self.fail(document, (*path, "timezone"), "a time zone needs hours to apply to")
-        languages = self.texts(document, (*path, "languages"), data.get("languages", []) or [])
+        given = data.get("languages")
+        languages = self.texts(document, (*path, "languages"), given) if given else ()
         for index, code in enumerate(languages):
             if code == "no":
                 self.fail(

@@ -60,8 +60,13 @@ def unicode_classes(pattern: str) -> str:
             letter = escaped.lower()
             if letter in _CLASSES:
                 inner = _CLASSES[letter]
+                if in_class and escaped.isupper():
+                    raise ValueError(
+                        f"\\{escaped} inside [...] cannot be made to know all scripts in RE2; "
+                        f"write (?:\\{escaped}|...) instead"
+                    )
                 if in_class:
-                    out.append(inner)  # [\w-] -> [\pL\pN_-]; a negated one stays ASCII
+                    out.append(inner)  # [\w-] -> [\pL\pN_-]
                 else:
                     out.append(f"[{'^' if escaped.isupper() else ''}{inner}]")
             else:
@@ -267,7 +272,10 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(str(value))
     if not match:
         raise ValueError(f"'{value}' is not a duration like 30m, 2h, 3d or 1w")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    except OverflowError:
+        raise ValueError(f"'{value}' is longer than any conversation can be") from None
 
 
 def any_element(matcher: TextMatcher, values: Sequence[str]) -> str | None:

@@ -99,7 +99,7 @@ class Rule:
     index: int = 0
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class RuleSet:
     """A whole, valid rules file: what is in force, or a candidate under test."""
 
@@ -112,7 +112,8 @@ class RuleSet:
     #: The files it was read from, and a hash of their text: recorded with every decision.
     files: tuple[str, ...] = ()
     version: str = ""
-    warnings: tuple[str, ...] = field(default=())
+    #: Include patterns with a glob: a file newly matching one changes the rules.
+    watch_globs: tuple[str, ...] = field(default=())
 
     def team_members(self, team: str) -> tuple[str, ...]:
         return self.teams[team].members

@@ -56,6 +56,32 @@ class _Scalars(SafeConstructor):
 _Scalars.add_constructor(_INT, _Scalars.construct_yaml_int)
 
 
+class SourceInt(int):
+    """An integer that remembers how it was written: `+358` or `007` read where text is
+    expected stays "+358" and "007", not 358 and 7."""
+
+    source: str
+
+
+class SourceFloat(float):
+    source: str
+
+
+def _numbers_keep_source(value: Any, written: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    kept: SourceInt | SourceFloat = (
+        SourceInt(value) if isinstance(value, int) else SourceFloat(value)
+    )
+    kept.source = written
+    return kept
+
+
+#: Values a file may expand to through YAML aliases: a few kilobytes of `&a [*b, *b, ...]`
+#: could otherwise expand to billions and stall the daemon's reload.
+MAX_VALUES = 200_000
+
+
 @dataclass
 class Document:
     """One file's values, and where each key and value is in it."""
@@ -110,7 +136,12 @@ def parse_document(text: str, name: str) -> Document:
         document.data = {}
         return document
     problems: list[Problem] = []
-    document.data = _convert(root, (), document, problems)
+    try:
+        document.data = _convert(root, (), document, problems, set())
+    except _TooLarge:
+        raise RulesInvalid(
+            [Problem(Mark(name, 1, 1), "", f"expands to more than {MAX_VALUES} values (aliases)")]
+        ) from None
     if problems:
         raise RulesInvalid(problems)
     return document
@@ -120,8 +151,21 @@ def _mark(document: Document, node: Node) -> Mark:
     return Mark(document.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(node: Node, path: Path_, document: Document, problems: list[Problem]) -> Any:
+class _TooLarge(Exception):
+    pass
+
+
+def _convert(
+    node: Node, path: Path_, document: Document, problems: list[Problem], open_nodes: set[int]
+) -> Any:
     document.values[path] = _mark(document, node)
+    if len(document.values) > MAX_VALUES:
+        raise _TooLarge
+    if id(node) in open_nodes:  # an alias inside the value it names
+        problems.append(Problem(_mark(document, node), dotted(path), "an alias refers to itself"))
+        return None
+    if isinstance(node, MappingNode | SequenceNode):
+        open_nodes = open_nodes | {id(node)}
     if isinstance(node, MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -140,15 +184,15 @@ def _convert(node: Node, path: Path_, document: Document, problems: list[Problem
                 )
                 continue
             document.keys[(*path, key)] = _mark(document, key_node)
-            result[key] = _convert(value_node, (*path, key), document, problems)
+            result[key] = _convert(value_node, (*path, key), document, problems, open_nodes)
         return result
     if isinstance(node, SequenceNode):
         return [
-            _convert(item, (*path, index), document, problems)
+            _convert(item, (*path, index), document, problems, open_nodes)
             for index, item in enumerate(node.value)
         ]
     try:
-        return _Scalars().construct_object(node)
+        return _numbers_keep_source(_Scalars().construct_object(node), str(node.value))
     except (yaml.YAMLError, ValueError) as error:
         problems.append(Problem(_mark(document, node), dotted(path), f"unreadable value: {error}"))
         return None

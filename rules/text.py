@@ -104,11 +104,20 @@ _FIRST_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
 _NOT_WORD = re.compile(r"\W+")
 
 
+def _casefolded(text: str) -> str:
+    """Composed first (macOS mail clients send "é" as e + accent; NFC makes it one letter),
+    then casefolded; "İ" casefolds to "i" + a dot above, which is dropped."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    lowered = text.casefold()
+    return lowered.replace("\u0307", "") if "\u0307" in lowered else lowered
+
+
 def fold(text: str) -> str:
     """Casefolded, accents removed."""
     if text.isascii():
         return text.lower()
-    lowered = text.casefold()
+    lowered = _casefolded(text)
     return _through_page(lowered, 1) or lowered.translate(_SLOW_LIST)
 
 
@@ -118,7 +127,7 @@ def words(text: str) -> list[str]:
     the two words "e mail", in keywords and in text alike)."""
     if text.isascii():
         return text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
-    lowered = text.casefold()
+    lowered = _casefolded(text)
     through = _through_page(lowered, 2)
     if through is not None:
         return through.split()

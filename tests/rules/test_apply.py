@@ -54,6 +54,10 @@ DESK = """\
         when: {subject: {starts_with: "[sticky]"}}
         then: {assign: {team: sticky}}
         stop: true
+      - name: to-security
+        when: {subject: {starts_with: "[security]"}}
+        then: {assign: {team: security, reassign: true}}
+        stop: true
       - name: take-over
         when: {subject: {starts_with: "[take]"}}
         then: {assign: {agent: mart, reassign: true}}
@@ -326,3 +330,64 @@ def test_a_failing_rule_action_keeps_the_message_and_records_why(
     [failed] = events(store, tagged.id, "rules_failed")
     assert "tags refused" in failed.detail["error"]
     assert tagged.assignee is None  # nothing of the failed pass was kept
+
+
+def test_each_message_of_a_batch_is_judged_as_it_arrived(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "counts.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            tags: [first-message, newcomer, returning]
+            rules:
+              - {name: first, when: {message_count: 1}, then: {tag: first-message}}
+              - {name: newcomer, when: {contact_conversations: 0}, then: {tag: newcomer}}
+              - {name: returning, when: {contact_conversations: {gte: 1}}, then: {tag: returning}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    clock = iter(WORKDAY_NOON + timedelta(seconds=n) for n in range(1000))
+    pipeline = make_pipeline(store, clock=lambda: next(clock), rules=RulesInForce(path))
+    # One batch: a new customer's first mail, a quick follow-up, and a second topic.
+    ingest(
+        pipeline,
+        raw(mail(message_id="n1", sender="uusi@example.fi", subject="Teltta")),
+        raw(
+            mail(message_id="n2", sender="uusi@example.fi", subject="Re: Teltta", in_reply_to="n1")
+        ),
+        raw(mail(message_id="n3", sender="uusi@example.fi", subject="Makuupussi")),
+    )
+    tagged = {
+        e.message_id: e.detail["tag"]
+        for conversation in {conversation_of(store, m).id for m in ("n1", "n3")}
+        for e in events(store, conversation, "tag_added")
+    }
+    first, second = conversation_of(store, "n1"), conversation_of(store, "n3")
+    assert sorted(e.detail["tag"] for e in events(store, first.id, "tag_added")) == [
+        "first-message",
+        "newcomer",
+    ]
+    assert sorted(e.detail["tag"] for e in events(store, second.id, "tag_added")) == [
+        "first-message",
+        "returning",
+    ]
+    assert len(tagged) == 2  # the follow-up (message 2) added nothing: it is not a first message
+
+
+def test_a_reassign_that_finds_nobody_keeps_the_agent_and_says_so(
+    store: Store, desk: RulesInForce
+) -> None:
+    pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=desk)  # type: ignore[arg-type]
+    ingest(pipeline, raw(mail(message_id="r1", body=FINNISH)))
+    assert assignee_of(store, "r1") == "aino"
+    night = make_pipeline(store, clock=at(WORKDAY_NIGHT), rules=desk)  # type: ignore[arg-type]
+    ingest(
+        night,
+        raw(mail(message_id="r2", in_reply_to="r1", subject="[security] Re: Teltan", body=FINNISH)),
+    )
+    conversation = conversation_of(store, "r2")
+    # Olga (security) cannot take it: aino keeps it, in her own team, and the history says why.
+    assert (conversation.assignee, conversation.team) == ("aino", "nordic")
+    [kept] = events(store, conversation.id, "assignment_kept")
+    assert kept.detail["reason"] == "nobody else can"
+    assert kept.detail["skipped"] == {"olga": "does not speak fi"}

@@ -219,3 +219,70 @@ def test_included_team_files_share_names_and_report_duplicates(tmp_path: Path) -
 def test_a_missing_include_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "rules.yaml", "include: [teams/nordic.yaml]\nrules: []\n")
     assert problems(path) == [f"{path}:1:11: include: 'teams/nordic.yaml': file not found"]
+
+
+def test_values_that_look_like_numbers_keep_how_they_were_written(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from rules.engine import CompiledRules
+    from rules.facts import Facts
+
+    path = write(
+        tmp_path,
+        "rules.yaml",
+        """\
+        rules:
+          - {name: finland, when: {from: {starts_with: +358}}, then: {priority: high}}
+          - {name: agent-007, when: {subject: {contains: 007}}, then: {priority: high}}
+        """,
+    )
+    engine = CompiledRules(load_rules(path))
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    sms = engine.evaluate(Facts(now=now, channel="sms", from_address="+358401234567"))
+    assert [r.rule.name for r in sms.matched] == ["finland"]
+    other = engine.evaluate(Facts(now=now, from_address="358999", subject="Mission 7"))
+    assert other.matched == []
+
+
+def test_agents_need_no_languages_and_a_narrower_day_overrides(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rules.yaml",
+        """\
+        timezone: Europe/Helsinki
+        agents:
+          aino: {slack: U1, hours: {mon-fri: "08:00-17:00", fri: closed}}
+        rules: []
+        """,
+    )
+    aino = load_rules(path).agents["aino"]
+    assert aino.languages == ()
+    assert aino.hours is not None
+    assert aino.hours.zone.key == "Europe/Helsinki"  # the file's zone, not UTC
+    assert aino.hours.hours[3] and not aino.hours.hours[4]  # open Thursday, closed Friday
+
+
+def test_hostile_files_get_a_problem_not_a_crash(tmp_path: Path) -> None:
+    too_long = write(
+        tmp_path,
+        "long.yaml",
+        "rules:\n  - {name: a, when: {age: {gt: 99999999999d}}, then: {priority: high}}\n",
+    )
+    assert problems(too_long) == [
+        f"{too_long}:2:32: rules[0].when.age.gt: '99999999999d' is longer than any "
+        "conversation can be"
+    ]
+    looping = write(tmp_path, "loop.yaml", "rules: &r [{name: r, description: *r}]\n")
+    assert problems(looping) == [f"{looping}:1:8: rules[0].description: an alias refers to itself"]
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join([f'*{chr(97 + n)}'] * 10)}]\n" for n in range(6)
+    )
+    expanding = write(tmp_path, "bomb.yaml", bomb)
+    assert problems(expanding) == [f"{expanding}:1:1: expands to more than 200000 values (aliases)"]
+    negated = write(
+        tmp_path,
+        "negated.yaml",
+        "rules:\n  - {name: a, when: {subject: {regex: '^[\\W]+$'}}, then: {priority: high}}\n",
+    )
+    [problem] = problems(negated)
+    assert "\\W inside [...] cannot be made to know all scripts" in problem

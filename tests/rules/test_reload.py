@@ -159,3 +159,16 @@ def test_the_running_daemon_reloads_on_change_and_on_sighup(tmp_path: Path) -> N
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_new_file_matching_an_include_is_noticed(tmp_path: Path) -> None:
+    teams = tmp_path / "teams"
+    teams.mkdir()
+    write(teams / "a.yaml", "agents:\n  aino: {languages: [fi]}\n")
+    main = tmp_path / "rules.yaml"
+    write(main, "include: teams/*.yaml\nrules: []\n")
+    rules = RulesInForce(main)
+    assert rules.reload_if_changed() is False
+    write(teams / "b.yaml", "agents:\n  mart: {languages: [et]}\n")
+    assert rules.reload_if_changed() is True
+    assert set(rules.current.ruleset.agents) == {"aino", "mart"}
