@@ -305,6 +305,7 @@ class RulesPass:
                 "to": setting.value,
                 "matched": matched[setting.rule],
             }
+            self.assigner.status_changed(conversation, conversation.status, setting.value)
             conversation.status = setting.value
             if setting.value == "closed":
                 conversation.closed_at = self.now

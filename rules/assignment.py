@@ -82,6 +82,16 @@ class Assigner:
         if new_agent:
             self._loads[new_agent] = self._loads.get(new_agent, 0) + 1
 
+    def status_changed(self, conversation: Conversation, before: str, after: str) -> None:
+        """A rule closed (or reopened) an assigned conversation: its agent's load follows."""
+        if not conversation.assignee or (before in LOADED_STATUSES) == (after in LOADED_STATUSES):
+            return
+        self.load("")
+        assert self._loads is not None
+        change = 1 if after in LOADED_STATUSES else -1
+        agent = conversation.assignee
+        self._loads[agent] = max(0, self._loads.get(agent, 0) + change)
+
     def why_not(self, agent: Agent, language: str, assign: Assign) -> str:
         """Why this agent cannot take the conversation now, or "" when they can."""
         if agent.away:

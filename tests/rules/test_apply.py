@@ -391,3 +391,40 @@ def test_a_reassign_that_finds_nobody_keeps_the_agent_and_says_so(
     [kept] = events(store, conversation.id, "assignment_kept")
     assert kept.detail["reason"] == "nobody else can"
     assert kept.detail["skipped"] == {"olga": "does not speak fi"}
+
+
+def test_closing_by_rule_frees_the_agent_within_the_batch(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "capacity.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            agents:
+              aino: {capacity: 1}
+              mart: {capacity: 1}
+            teams:
+              desk: {members: [aino, mart], strategy: least_loaded}
+            rules:
+              - {name: done, when: {subject: {contains: "[done]"}}, then: {status: closed}}
+              - {name: route, when: {new_conversation: true}, then: {assign: {team: desk}}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=RulesInForce(path))  # type: ignore[arg-type]
+    ingest(
+        pipeline,
+        raw(mail(message_id="c1", sender="a@example.fi", subject="Teltta")),
+        raw(mail(message_id="c2", sender="b@example.fi", subject="Reppu")),
+        raw(
+            mail(
+                message_id="c3",
+                sender="a@example.fi",
+                subject="Re: Teltta [done]",
+                in_reply_to="c1",
+            )
+        ),
+        raw(mail(message_id="c4", sender="c@example.fi", subject="Kengät")),
+    )
+    assert conversation_of(store, "c1").status == "closed"
+    # Both agents were full until c3 closed aino's conversation: c4 goes to her, not the queue.
+    assert [assignee_of(store, m) for m in ("c1", "c2", "c4")] == ["aino", "mart", "aino"]
