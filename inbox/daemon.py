@@ -66,6 +66,7 @@ class Daemon:
         #: Set by SIGHUP and by stop signals: ends the wait between polls early.
         self.wake = threading.Event()
         self.reload_requested = False
+        self.stop_signal = ""
         #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
         self.failed_connectors: list[str] = []
 
@@ -78,7 +79,10 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_reload_signal)
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("stop_requested", signal=signal.Signals(signum).name)
+        # Flags only, never a log line: the handler runs in the main thread between two
+        # bytecodes, possibly while that thread holds structlog's (non-reentrant) write lock,
+        # and logging here would wait for it forever (seen: a daemon that ignored SIGTERM).
+        self.stop_signal = signal.Signals(signum).name
         self.stopping.set()
         self.wake.set()
 
@@ -119,6 +123,8 @@ class Daemon:
                 self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))
                 self.wake.clear()
         finally:
+            if self.stop_signal:
+                log.info("stop_requested", signal=self.stop_signal)
             for state in self.states:
                 state.connector.close()
             self.pipeline.close()

@@ -135,3 +135,32 @@ def test_run_once_exits_non_zero_when_a_connector_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert b"connectors failed" in result.stderr and b"box" in result.stderr
     assert b"connector_failed" in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_while_logging_heavily_stops_the_daemon(tmp_path: Path) -> None:
+    """A stop signal that lands while the daemon writes a log line must still stop it: the
+    handler once logged itself and could wait forever for the write lock its own thread held."""
+    maildir = tmp_path / "maildir"
+    write_maildir(maildir, 1500, seed=3)
+    env = {**os.environ, "INBOX_LOGGING__LEVEL": "debug", "INBOX_INGEST__WORKERS": "0"}
+    for attempt in range(2):
+        url = f"sqlite:///{tmp_path / f'db{attempt}.sqlite'}"
+        folder = tmp_path / f"run{attempt}"
+        folder.mkdir()
+        config = write_config(folder, maildir, url)
+        with (folder / "log").open("wb") as log_file:
+            daemon = subprocess.Popen(
+                inbox_command(config, "run"), stdout=log_file, stderr=log_file, env=env
+            )
+            deadline = time.monotonic() + 60
+            while stored_raw(url) == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05 * attempt)
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                assert daemon.wait(timeout=30) == 0
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait()
