@@ -28,7 +28,7 @@ from rules.conditions import All, AnyOf, Condition, HeaderLeaf, Leaf, Verdict
 from rules.decisions import Decisions
 from rules.facts import Facts
 from rules.fields import Kind
-from rules.matchers import Equals, Keywords, Regex, unicode_classes
+from rules.matchers import Contains, Equals, Keywords, Regex, unicode_classes
 from rules.model import Rule, RuleSet
 from rules.text import fold, words
 
@@ -81,6 +81,9 @@ class _FieldIndex:
         #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
         self.regex_sets: list[tuple[int, Any]] = []
         self.equals: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        #: `contains` values (folded substrings), found in one Aho-Corasick pass.
+        self.contains: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.contains_automaton: Any = None
 
     def compile(self) -> None:
         self.keyword_set = frozenset(self.keywords)
@@ -88,6 +91,12 @@ class _FieldIndex:
         # hits a hundred keyword leaves in bench/rules.py: a Python loop over them showed).
         self.keyword_hits = {word: dict(leaves) for word, leaves in self.keywords.items()}
         self.equals_hits = {value: dict(leaves) for value, leaves in self.equals.items()}
+        if self.contains:
+            substrings = ahocorasick.Automaton()
+            for value, leaves in self.contains.items():
+                substrings.add_word(value, dict(leaves))
+            substrings.make_automaton()
+            self.contains_automaton = substrings
         if self.phrases:
             automaton = ahocorasick.Automaton()
             for phrase, leaves in self.phrases.items():
@@ -119,6 +128,10 @@ class _FieldIndex:
                 found = self.equals_hits.get(fold(item))
                 if found:
                     hits.update(found)
+        if self.contains_automaton is not None and text:
+            for item in values:
+                for _, leaves in self.contains_automaton.iter(fold(item)):
+                    hits.update(leaves)
         if (self.keyword_set or self.automaton is not None) and text:
             tokens = words(text)
             keyword_hits = self.keyword_hits
@@ -185,6 +198,10 @@ class CompiledRules:
         if type(matcher) is Equals:
             for original, folded in zip(matcher.values, matcher.folded, strict=True):
                 index.equals[folded].append((leaf.id, original))
+            return True
+        if type(matcher) is Contains and all(matcher.folded):
+            for original, folded in zip(matcher.values, matcher.folded, strict=True):
+                index.contains[folded].append((leaf.id, original))
             return True
         return False
 
