@@ -28,7 +28,12 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 
 
-class _StrictLoader(yaml.SafeLoader):
+#: libyaml's parser when PyYAML has it (it builds the same nodes with the same marks, about
+#: five times faster for a file of thousands of rules), else the pure-Python one.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader with YAML 1.2-like scalars (see the module docstring)."""
 
 
