@@ -329,9 +329,13 @@ class _Builder:
             return
         self.tags_declared = True
         if isinstance(value, list):
-            entries = {str(item): "" for item in value if isinstance(item, str | int)}
-            if len(entries) != len(value):
-                self.fail(document, ("tags",), "expected tag names")
+            entries = {}
+            for index, item in enumerate(value):
+                name = self.text(document, ("tags", index), item)
+                if name is not None and name in entries:
+                    self.fail(document, ("tags", index), f"tag '{name}' is listed twice")
+                elif name is not None:
+                    entries[name] = ""
         elif isinstance(value, dict):
             entries = {str(k): str(v or "") for k, v in value.items()}
         else:

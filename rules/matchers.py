@@ -95,7 +95,10 @@ def glob_to_regex(pattern: str) -> str:
         elif char == "[" and "]" in pattern[index + 2 :]:
             end = pattern.index("]", index + 2)
             body = pattern[index + 1 : end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            if body.startswith("!"):  # [!abc], as in shell globs and fnmatch
+                out.append("[^" + body[1:] + "]")
+            else:  # a leading ^ is just a character there, as in fnmatch
+                out.append("[" + ("\\" + body if body.startswith("^") else body) + "]")
             index = end
         else:
             out.append(re.escape(char))

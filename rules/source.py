@@ -37,8 +37,13 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader with YAML 1.2-like scalars (see the module docstring)."""
 
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Dates stay text too: `contains: 2026-01-05` means those characters, and holidays are read
+# from text by the loader.
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _StrictLoader.add_implicit_resolver(

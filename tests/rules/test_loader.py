@@ -286,3 +286,29 @@ def test_hostile_files_get_a_problem_not_a_crash(tmp_path: Path) -> None:
     )
     [problem] = problems(negated)
     assert "\\W inside [...] cannot be made to know all scripts" in problem
+
+
+def test_dates_stay_text_and_a_tag_listed_twice_is_named(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from rules.engine import CompiledRules
+    from rules.facts import Facts
+
+    path = write(
+        tmp_path,
+        "rules.yaml",
+        """\
+        rules:
+          - {name: dated, when: {subject: {contains: 2026-01-05}}, then: {priority: high}}
+          - {name: caret, when: {subject: {glob: "[^!]*"}}, then: {priority: low}}
+        """,
+    )
+    engine = CompiledRules(load_rules(path))
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    found = engine.evaluate(Facts(now=now, subject="^ Invoice of 2026-01-05"))
+    assert [r.rule.name for r in found.matched] == [
+        "dated",
+        "caret",
+    ]  # [^!] is ^ or !, as in fnmatch
+    twice = write(tmp_path, "twice.yaml", "tags: [vip, urgent, vip]\nrules: []\n")
+    assert problems(twice) == [f"{twice}:1:21: tags[2]: tag 'vip' is listed twice"]
