@@ -31,13 +31,13 @@ import _checkout  # noqa: F401  (first: see bench/_checkout.py)
 from sqlalchemy import create_engine, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector
-from inbox.cli import example_rules_path
 from inbox.config import Settings, default_workers
 from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
 from inbox.pipeline import Pipeline
+from rules import example_rules_path
 from rules.holder import RulesInForce
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

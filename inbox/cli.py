@@ -5,13 +5,17 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import structlog
 
 from inbox.config import ConfigError, LoadedConfig, load_config
 from inbox.log_setup import configure_logging
+
+if TYPE_CHECKING:
+    from inbox.config import Settings
+    from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +108,8 @@ def run(app: AppContext, once: bool, demo: bool) -> None:
             {"name": "demo", "type": "maildir", "path": str(DEMO_MAILDIR), "after_ingest": "leave"}
         ]
         if "rules_file" not in app.overrides:
+            from rules import example_rules_path
+
             app.overrides["rules_file"] = str(example_rules_path())
     loaded = app.config()
     try:
@@ -200,12 +206,7 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
     )
 
 
-def example_rules_path() -> Path:
-    """The example desk's rules (rules/examples/), which the demo runs."""
-    return Path(str(resources.files("rules") / "examples" / "desk.yaml"))
-
-
-def rules_in_force(settings: Any) -> Any:
+def rules_in_force(settings: Settings) -> RulesInForce | None:
     """The configured rules, loaded; exits 2 with every problem if the file cannot be used
     (at start there are no rules in force to keep, and running unrouted would hide it)."""
     from rules.errors import RulesInvalid

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
@@ -20,11 +21,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from inbox.cli import AppContext, pass_app
 from inbox.models import Conversation, Message, utcnow
-from rules.engine import CompiledRules, Evaluation
-from rules.errors import RulesInvalid
-from rules.facts import Facts
-from rules.holder import compile_file
-from rules.matchers import parse_duration
+
+if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every `inbox`
+    from rules.engine import CompiledRules, Evaluation
+    from rules.facts import Facts
 
 
 @click.group()
@@ -33,6 +33,9 @@ def rules() -> None:
 
 
 def _compile_or_exit(path: Path) -> CompiledRules:
+    from rules.errors import RulesInvalid
+    from rules.holder import compile_file
+
     try:
         return compile_file(path)
     except RulesInvalid as invalid:
@@ -129,6 +132,8 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
     current_path = against or app.config().settings.rules_file
     current = _compile_or_exit(Path(current_path)) if current_path else None
     try:
+        from rules.matchers import parse_duration
+
         window = parse_duration(since)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since") from None
@@ -136,6 +141,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
     changes: Counter[str] = Counter()
     shown: list[str] = []
     total = 0
+    contexts: _Contexts = {}
     with _store(app) as session:
         ids = session.scalars(
             select(Message.id).where(Message.received_at >= now - window).order_by(Message.id)
@@ -149,7 +155,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
             task = progress.add_task("replaying", total=len(ids))
             for message_ids in _chunks(list(ids), 200):
                 for message in _messages(session, message_ids):
-                    facts = _facts_of_message(session, message, now)
+                    facts = _facts_of_message(session, message, now, contexts)
                     after = _outcome(candidate.evaluate(facts))
                     before = _outcome(current.evaluate(facts)) if current else _NO_OUTCOME
                     total += 1
@@ -188,6 +194,7 @@ def _email_facts(raw: bytes, now: datetime, languages: list[str]) -> Facts:
 
 def _sms_facts(spec: str, now: datetime, languages: list[str]) -> Facts:
     from inbox.normalize.language import detect_language
+    from rules.facts import Facts
 
     text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
     try:
@@ -227,18 +234,30 @@ def _stored_facts(
     return conversation, _facts_of_message(session, message, now)
 
 
-def _facts_of_message(session: Session, message: Message, now: datetime) -> Facts:
+#: A conversation's context and first message id, read once for all its messages (replay).
+_Contexts = dict[int, tuple[dict[str, Any], int | None]]
+
+
+def _facts_of_message(
+    session: Session, message: Message, now: datetime, contexts: _Contexts | None = None
+) -> Facts:
     from rules.apply import facts_from_columns, stored_context
 
     conversation = message.conversation
-    context = stored_context(session, conversation)
+    contexts = {} if contexts is None else contexts
+    if conversation.id not in contexts:
+        first_id = session.scalar(
+            select(Message.id)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.id)
+            .limit(1)
+        )
+        contexts[conversation.id] = (stored_context(session, conversation), first_id)
+    context, first = contexts[conversation.id]
     columns = {column: getattr(message, column) for column in _COLUMNS}
     attachments = [
         {"content_type": a.content_type, "filename": a.filename} for a in message.attachments
     ]
-    first = session.scalar(
-        select(Message.id).where(Message.conversation_id == conversation.id).order_by(Message.id)
-    )
     return facts_from_columns(
         columns, attachments, conversation, now=now, new_conversation=first == message.id, **context
     )

@@ -86,40 +86,42 @@ def facts_from_columns(
 def stored_context(session: Session, conversation: Conversation) -> dict[str, Any]:
     """The conversation and contact facts of a stored conversation, as they are now (for
     `inbox rules test --conversation` and `replay`, which judge stored messages)."""
-    tags = set(
-        session.scalars(
-            select(Tag.name)
-            .join(ConversationTag, ConversationTag.tag_id == Tag.id)
-            .where(ConversationTag.conversation_id == conversation.id)
-        )
-    )
-    contact_tags: set[str] = set()
+    contact = conversation.contact_id
+    tags = tags_by_owner(session, ConversationTag.conversation_id, [conversation.id])
+    contact_tags = tags_by_owner(session, ContactTag.contact_id, [contact] if contact else [])
     earlier = 0
-    if conversation.contact_id is not None:
-        contact_tags = set(
-            session.scalars(
-                select(Tag.name)
-                .join(ContactTag, ContactTag.tag_id == Tag.id)
-                .where(ContactTag.contact_id == conversation.contact_id)
-            )
-        )
+    if contact is not None:
         earlier = (
             session.scalar(
                 select(func.count())
                 .select_from(Conversation)
                 .where(
-                    Conversation.contact_id == conversation.contact_id,
+                    Conversation.contact_id == contact,
                     Conversation.created_at < conversation.created_at,
                 )
             )
             or 0
         )
     return {
-        "tags": frozenset(tags),
+        "tags": frozenset(tags.get(conversation.id, ())),
         "contact_known": earlier > 0,
         "contact_conversations": int(earlier),
-        "contact_tags": frozenset(contact_tags),
+        "contact_tags": frozenset(contact_tags.get(contact or 0, ())),
     }
+
+
+def tags_by_owner(session: Session, owner: Any, ids: Sequence[int]) -> dict[int, set[str]]:
+    """Tag names per conversation (`ConversationTag.conversation_id`) or contact
+    (`ContactTag.contact_id`)."""
+    link = owner.class_
+    found: dict[int, set[str]] = {}
+    for chunk in chunked(list(ids)):
+        rows = session.execute(
+            select(owner, Tag.name).join(Tag, Tag.id == link.tag_id).where(owner.in_(chunk))
+        )
+        for owner_id, name in rows:
+            found.setdefault(owner_id, set()).add(name)
+    return found
 
 
 def run_rules(
@@ -186,10 +188,10 @@ class RulesPass:
         if not arrivals:
             return []
         conversations = {a.conversation.id: a.conversation for a in arrivals}
-        tags = self._conversation_tags(list(conversations))
+        tags = tags_by_owner(self.session, ConversationTag.conversation_id, list(conversations))
         contacts = {c.contact_id for c in conversations.values() if c.contact_id is not None}
         self.assigner.contacts = contacts
-        contact_tags = self._contact_tags(sorted(contacts))
+        contact_tags = tags_by_owner(self.session, ContactTag.contact_id, sorted(contacts))
         before = self._conversations_before_batch(sorted(contacts))
         known = self._contacts_known_before(sorted(contacts))
         opened_in_batch: dict[int, set[int]] = {}
@@ -433,22 +435,6 @@ class RulesPass:
         return self._tag_ids
 
     # -- what the facts need from the store --------------------------------------------------
-
-    def _conversation_tags(self, ids: list[int]) -> dict[int, set[str]]:
-        return self._tags_by_owner(ConversationTag.conversation_id, ConversationTag.tag_id, ids)
-
-    def _contact_tags(self, ids: list[int]) -> dict[int, set[str]]:
-        return self._tags_by_owner(ContactTag.contact_id, ContactTag.tag_id, ids)
-
-    def _tags_by_owner(self, owner: Any, tag_id: Any, ids: list[int]) -> dict[int, set[str]]:
-        found: dict[int, set[str]] = {}
-        for chunk in chunked(ids):
-            rows = self.session.execute(
-                select(owner, Tag.name).join(Tag, Tag.id == tag_id).where(owner.in_(chunk))
-            )
-            for owner_id, name in rows:
-                found.setdefault(owner_id, set()).add(name)
-        return found
 
     def _conversations_before_batch(self, ids: list[int]) -> dict[int, int]:
         found: dict[int, int] = {}

@@ -54,6 +54,10 @@ class Assigner:
         self.contacts: set[int] = set()
 
     def load(self, agent: str) -> int:
+        return self._all_loads().get(agent, 0)
+
+    def _all_loads(self) -> dict[str, int]:
+        """Open and pending conversations per agent: read once a batch, then kept up to date."""
         if self._loads is None:
             rows = self.session.execute(
                 select(Conversation.assignee, func.count())
@@ -64,33 +68,29 @@ class Assigner:
                 .group_by(Conversation.assignee)
             )
             self._loads = {str(name): int(count) for name, count in rows}
-        return self._loads.get(agent, 0)
+        return self._loads
+
+    def _add_load(self, agent: str, change: int) -> None:
+        loads = self._all_loads()
+        loads[agent] = max(0, loads.get(agent, 0) + change)
 
     def moved(self, conversation: Conversation, new_agent: str | None) -> None:
         """Keep the loads right within the batch as conversations change hands."""
-        self.load("")
-        assert self._loads is not None
-        if conversation.contact_id is not None and new_agent:
-            # This conversation is now the contact's latest with an agent.
-            latest = self._latest_assigned.get(conversation.contact_id, [])
-            others = [(cid, agent) for cid, agent in latest if cid != conversation.id]
-            self._latest_assigned[conversation.contact_id] = [(conversation.id, new_agent), *others]
+        contact = conversation.contact_id
+        if contact is not None and new_agent:
+            # This conversation is now the contact's latest with an agent (after its history).
+            self._load_latest_assigned({contact})
+            others = [(c, a) for c, a in self._latest_assigned[contact] if c != conversation.id]
+            self._latest_assigned[contact] = [(conversation.id, new_agent), *others]
         if conversation.assignee:
-            self._loads[conversation.assignee] = max(
-                0, self._loads.get(conversation.assignee, 0) - 1
-            )
+            self._add_load(conversation.assignee, -1)
         if new_agent:
-            self._loads[new_agent] = self._loads.get(new_agent, 0) + 1
+            self._add_load(new_agent, 1)
 
     def status_changed(self, conversation: Conversation, before: str, after: str) -> None:
         """A rule closed (or reopened) an assigned conversation: its agent's load follows."""
-        if not conversation.assignee or (before in LOADED_STATUSES) == (after in LOADED_STATUSES):
-            return
-        self.load("")
-        assert self._loads is not None
-        change = 1 if after in LOADED_STATUSES else -1
-        agent = conversation.assignee
-        self._loads[agent] = max(0, self._loads.get(agent, 0) + change)
+        if conversation.assignee and (before in LOADED_STATUSES) != (after in LOADED_STATUSES):
+            self._add_load(conversation.assignee, 1 if after in LOADED_STATUSES else -1)
 
     def why_not(self, agent: Agent, language: str, assign: Assign) -> str:
         """Why this agent cannot take the conversation now, or "" when they can."""

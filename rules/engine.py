@@ -70,39 +70,26 @@ class _FieldIndex:
 
     def __init__(self, read: Callable[[Facts], object]) -> None:
         self.read = read
-        #: Folded one-word keywords, and phrases (" out of office "), to their leaves.
-        self.keywords: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        self.phrases: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        # Each key maps to its leaves as {leaf id: value as written}, merged into a message's
+        # hits with one dict.update (a message hits a hundred keyword leaves in bench/rules.py:
+        # a Python loop over them showed).
+        #: Folded one-word keywords, and phrases (" out of office ").
+        self.keywords: dict[str, dict[int, str]] = defaultdict(dict)
+        self.phrases: dict[str, dict[int, str]] = defaultdict(dict)
         self.keyword_set: frozenset[str] = frozenset()
-        self.keyword_hits: dict[str, dict[int, str]] = {}
-        self.equals_hits: dict[str, dict[int, str]] = {}
         self.automaton: Any = None
         self.regexes: list[tuple[int, Any, str]] = []
         #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
         self.regex_sets: list[tuple[int, Any]] = []
-        self.equals: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.equals: dict[str, dict[int, str]] = defaultdict(dict)
         #: `contains` values (folded substrings), found in one Aho-Corasick pass.
-        self.contains: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.contains: dict[str, dict[int, str]] = defaultdict(dict)
         self.contains_automaton: Any = None
 
     def compile(self) -> None:
         self.keyword_set = frozenset(self.keywords)
-        # Each key's leaves as a dict, merged into the hits with one dict.update (a message
-        # hits a hundred keyword leaves in bench/rules.py: a Python loop over them showed).
-        self.keyword_hits = {word: dict(leaves) for word, leaves in self.keywords.items()}
-        self.equals_hits = {value: dict(leaves) for value, leaves in self.equals.items()}
-        if self.contains:
-            substrings = ahocorasick.Automaton()
-            for value, leaves in self.contains.items():
-                substrings.add_word(value, dict(leaves))
-            substrings.make_automaton()
-            self.contains_automaton = substrings
-        if self.phrases:
-            automaton = ahocorasick.Automaton()
-            for phrase, leaves in self.phrases.items():
-                automaton.add_word(f" {phrase} ", dict(leaves))
-            automaton.make_automaton()
-            self.automaton = automaton
+        self.contains_automaton = _automaton(self.contains, "{}")
+        self.automaton = _automaton(self.phrases, " {} ")
         for offset in range(0, len(self.regexes), REGEXES_PER_SET):
             regex_set = re2.Set.SearchSet(_SET_OPTIONS)
             for _, _, pattern in self.regexes[offset : offset + REGEXES_PER_SET]:
@@ -123,9 +110,9 @@ class _FieldIndex:
         else:
             text = str(value)
             values = [text]
-        if self.equals_hits:
+        if self.equals:
             for item in values:
-                found = self.equals_hits.get(fold(item))
+                found = self.equals.get(fold(item))
                 if found:
                     hits.update(found)
         if self.contains_automaton is not None and text:
@@ -134,9 +121,9 @@ class _FieldIndex:
                     hits.update(leaves)
         if (self.keyword_set or self.automaton is not None) and text:
             tokens = words(text)
-            keyword_hits = self.keyword_hits
+            keywords = self.keywords
             for word in self.keyword_set.intersection(tokens):
-                hits.update(keyword_hits[word])
+                hits.update(keywords[word])
             if self.automaton is not None:
                 # Phrases: padded with spaces in the automaton and in the text, so every hit
                 # is a whole-word match.
@@ -190,18 +177,18 @@ class CompiledRules:
         if isinstance(matcher, Keywords):
             for original, phrase in zip(matcher.values, matcher.folded, strict=True):
                 target = index.phrases if " " in phrase else index.keywords
-                target[phrase].append((leaf.id, original))
+                target[phrase][leaf.id] = original
             return True
         if isinstance(matcher, Regex) and leaf.field.kind is Kind.TEXT:
             index.regexes.append((leaf.id, matcher.compiled, matcher.values[0]))
             return True
         if type(matcher) is Equals:
             for original, folded in zip(matcher.values, matcher.folded, strict=True):
-                index.equals[folded].append((leaf.id, original))
+                index.equals[folded][leaf.id] = original
             return True
         if type(matcher) is Contains and all(matcher.folded):
             for original, folded in zip(matcher.values, matcher.folded, strict=True):
-                index.contains[folded].append((leaf.id, original))
+                index.contains[folded][leaf.id] = original
             return True
         return False
 
@@ -243,6 +230,17 @@ class CompiledRules:
             if verdict.matched:
                 decisions.apply(rule)
         return evaluation
+
+
+def _automaton(keys: dict[str, dict[int, str]], shape: str) -> Any:
+    """An Aho-Corasick automaton of `shape.format(key)` to the key's leaves, or None."""
+    if not keys:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, leaves in keys.items():
+        automaton.add_word(shape.format(key), leaves)
+    automaton.make_automaton()
+    return automaton
 
 
 def _triggers(condition: Condition) -> frozenset[int] | None:

@@ -86,12 +86,8 @@ class RulesInForce:
         return self.reload("file changed")
 
     def _read_stamps(self) -> dict[str, object]:
-        files = {str(self.path)}
-        globs: tuple[str, ...] = ()
-        current = getattr(self, "current", None)
-        if current is not None:
-            files.update(current.ruleset.files)
-            globs = current.ruleset.watch_globs
+        files = {str(self.path), *self.current.ruleset.files}
+        globs = self.current.ruleset.watch_globs
         stamps: dict[str, object] = {}
         for name in sorted(files):
             try:

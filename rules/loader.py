@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -367,15 +368,10 @@ class _Builder:
         hours = self.weekly_hours(document, (*path, "hours"), data["hours"])
         holidays = set()
         for index, day in enumerate(data.get("holidays") or []):
-            from datetime import date
-
-            if isinstance(day, date):
-                holidays.add(day)
-            else:
-                try:
-                    holidays.add(date.fromisoformat(str(day)))
-                except ValueError:
-                    self.fail(document, (*path, "holidays", index), "expected a date (2026-12-24)")
+            try:  # dates stay text in rules files (rules/source.py)
+                holidays.add(date.fromisoformat(str(day)))
+            except ValueError:
+                self.fail(document, (*path, "holidays", index), "expected a date (2026-12-24)")
         if zone is None or hours is None:
             return None
         return Calendar(name, zone, hours, frozenset(holidays))

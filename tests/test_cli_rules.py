@@ -8,8 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, func, select, text
 
-from inbox.cli import example_rules_path, main
+from inbox.cli import main
 from inbox.models import Event, OutboxItem
+from rules import example_rules_path
 from tests.helpers import mail
 
 EXAMPLE = str(example_rules_path())

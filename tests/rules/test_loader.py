@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inbox.cli import example_rules_path
+from rules import example_rules_path
 from rules.errors import RulesInvalid
 from rules.loader import load_rules
 from rules.model import RuleSet
