@@ -27,7 +27,7 @@ from inbox.normalize.subject import normalize_subject
 from inbox.normalize.types import NormalizedMessage
 from inbox.prepare import Prepared
 from inbox.raw import RawMessage
-from inbox.store_utils import chunked, insert_ignore
+from inbox.store_utils import chunked, insert_ignore_many
 from inbox.threading import EmailThreader, ThreadDecision, new_token
 
 log = structlog.get_logger(__name__)
@@ -121,6 +121,8 @@ class BatchWriter:
         self._by_key: dict[str, Message | _NewMessage] = {}
         self._contact_of: dict[str, int | None] = {}
         self._blobs_seen: set[str] = set()
+        #: New attachment contents, inserted (or found already there) by `finish`.
+        self._blob_rows: list[dict[str, Any]] = []
 
     def prefetch(self, items: list[Prepared]) -> None:
         normalized = [item.normalized for item in items if item.normalized is not None]
@@ -202,6 +204,9 @@ class BatchWriter:
         # Core statements on the tables: the ORM's bulk path inspects every row against the
         # mapper, which cost a third of the store's time (measured with cProfile).
         connection = self.session.connection()
+        blob_rows, self._blob_rows = self._blob_rows, []
+        # Blobs first (attachments refer to them); another worker may have stored one already.
+        insert_ignore_many(self.session, Blob, blob_rows, ["sha256"])
         if new_messages:
             rows = [{**m.row, "conversation_id": m.conversation.id} for m in new_messages]
             # RETURNING rows come back in no set order, and asking SQLite for parameter order
@@ -423,8 +428,13 @@ class BatchWriter:
         rows = []
         for attachment in normalized.attachments:
             if attachment.sha256 not in self._blobs_seen:
-                blob = {"sha256": attachment.sha256, "size": attachment.size}
-                insert_ignore(self.session, Blob, {**blob, "data": attachment.content}, ["sha256"])
+                self._blob_rows.append(
+                    {
+                        "sha256": attachment.sha256,
+                        "size": attachment.size,
+                        "data": attachment.content,
+                    }
+                )
                 self._blobs_seen.add(attachment.sha256)
             rows.append(
                 {

@@ -9,27 +9,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert_ignore(
-    session: Session, model: type[Any], values: dict[str, Any], conflict_columns: list[str]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, for rows that several workers may write at once
-    (content-addressed blobs): the second writer must not fail the whole batch."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(model).values(**values)
-    session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
-
-
 def insert_ignore_many(
     session: Session, model: type[Any], rows: Sequence[dict[str, Any]], conflict_columns: list[str]
 ) -> None:
-    """The same for many rows, in multi-row statements."""
+    """INSERT ... ON CONFLICT DO NOTHING, in multi-row statements, for rows that several
+    workers may write at once (content-addressed blobs, tags, outbox items with an idempotency
+    key): the second writer must not fail the whole batch."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     width = max(1, len(rows[0]))
-    for chunk in chunked(rows, max(1, 30_000 // width // 2)):
+    # Under SQLite's 32,766 bound parameters a statement.
+    for chunk in chunked(rows, max(1, 30_000 // width)):
         statement = module.insert(model).values(list(chunk))
         session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
 
