@@ -206,6 +206,82 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
     )
 
 
+@main.command()
+@click.argument("connector_name", metavar="CONNECTOR")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="On a first sync, take only mail from this date on (overrides the config's `since`).",
+)
+@pass_app
+def sync(app: AppContext, connector_name: str, since: Any) -> None:
+    """Fetch everything new from one connector now, with progress, routed by the rules.
+
+    The same work `inbox run` does for it, once: use it for the first sync of a big mailbox.
+    Safe to interrupt and run again: it goes on from the last stored batch."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from inbox.db import make_engine, make_sessionmaker, upgrade
+    from inbox.pipeline import BatchResult, Pipeline
+    from inbox.plugins import build_connectors
+
+    loaded = app.config()
+    settings = loaded.settings
+    try:
+        connectors = {c.name: c for c in build_connectors(loaded)}
+    except ConfigError as error:
+        fail_with_config_error(error)
+    connector = connectors.get(connector_name)
+    if connector is None:
+        known = ", ".join(sorted(connectors)) or "none enabled"
+        raise click.ClickException(f"no enabled connector named {connector_name!r} ({known})")
+    if since is not None:
+        config = getattr(connector, "config", None)
+        if config is None or "since" not in type(config).model_fields:
+            raise click.ClickException(f"connector {connector_name!r} has no `since` option")
+        connector.config = config.model_copy(update={"since": since.date()})  # type: ignore[attr-defined]
+    rules = rules_in_force(settings)
+    url = settings.effective_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    pipeline = Pipeline(
+        make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
+    )
+    totals = BatchResult()
+    fetched = 0
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=_stderr_console(),
+        ) as progress:
+            task = progress.add_task(connector_name, total=None)
+            batches = connector.fetch(pipeline.cursors(connector_name), settings.ingest.batch_size)
+            for batch, result in pipeline.ingest_many(batches):
+                totals.add(result)
+                connector.acknowledge(batch)
+                fetched += len(batch.acknowledge) or len(batch.messages)
+                total = fetched + batch.remaining if batch.remaining is not None else None
+                progress.update(
+                    task,
+                    completed=fetched,
+                    total=total,
+                    description=f"{connector_name} {batch.cursor_scope}".strip(),
+                )
+    except Exception as error:
+        raise click.ClickException(f"{connector_name}: {error} (run again to go on)") from None
+    finally:
+        connector.close()
+        pipeline.close()
+        engine.dispose()
+    click.echo(
+        f"{connector_name}: {fetched} fetched, {totals.stored} stored, {totals.duplicates} "
+        f"duplicates, {totals.already_stored} already stored, {totals.raw_only} kept raw only"
+    )
+
+
 def rules_in_force(settings: Settings) -> RulesInForce | None:
     """The configured rules, loaded; exits 2 with every problem if the file cannot be used
     (at start there are no rules in force to keep, and running unrouted would hide it)."""

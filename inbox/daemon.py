@@ -3,6 +3,9 @@
 SIGHUP (systemd's ExecReload) and a change of the rules file reload the rules between two
 batches; a file that fails validation is refused and the rules in force stay.
 
+A connector that can be told of new mail (IMAP IDLE) gets a `notify` callback through its
+`watch` method; a notification makes it due at once, so new mail is stored within seconds.
+
 One failing connector (an unreadable folder, a bug in its parser) is logged with its reason and
 retried with exponential backoff and jitter, while the others go on. SIGTERM and SIGINT let the
 batch in flight commit (it is one transaction) and then stop.
@@ -10,6 +13,7 @@ batch in flight commit (it is one transaction) and then stop.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import threading
@@ -19,18 +23,19 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import structlog
-from sqlalchemy import select
 
 from connectors.base import Connector
 from inbox.config import Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
-from inbox.models import Cursor
 from inbox.pipeline import BatchResult, Pipeline
 from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+#: A connector with a long backlog (a first sync of a big mailbox) yields to the others after
+#: this long, between two batches, and goes on from its cursor once they had their turn.
+FAIR_SHARE_SECONDS = 10.0
 #: How often the rules file is looked at for changes (a stat per file) while idle.
 RULES_CHECK_SECONDS = 2.0
 
@@ -111,13 +116,15 @@ class Daemon:
         if not self.states:
             log.warning("no_connectors_configured")
         try:
+            if not once:
+                self._start_watching()
             while not self.stopping.is_set():
                 self._reload_rules()
                 for state in self.states:
                     if self.stopping.is_set():
                         break
                     if once or time.monotonic() >= state.next_poll:
-                        self._poll(state)
+                        self._poll(state, time_slice=None if once else FAIR_SHARE_SECONDS)
                 if once:
                     break
                 self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))
@@ -141,14 +148,35 @@ class Daemon:
         )
         return totals
 
-    def _poll(self, state: _ConnectorState) -> None:
+    def _start_watching(self) -> None:
+        for state in self.states:
+            watch = getattr(state.connector, "watch", None)
+            if callable(watch):
+                watch(functools.partial(self._pushed, state))
+
+    def _pushed(self, state: _ConnectorState) -> None:
+        """From a connector's watcher thread: it may have news (or its upstream is back after a
+        failure), so poll it now."""
+        state.next_poll = 0.0
+        self.wake.set()
+
+    def _poll(self, state: _ConnectorState, *, time_slice: float | None = None) -> None:
         connector = state.connector
+        started = time.monotonic()
+        more = False
         try:
-            batches = connector.fetch(self._cursors(connector.name), self._batch_size())
+            batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
             for batch, result in self.pipeline.ingest_many(batches):
                 state.totals.add(result)
                 connector.acknowledge(batch)
                 if self.stopping.is_set():
+                    break
+                if (
+                    time_slice is not None
+                    and len(self.states) > 1
+                    and time.monotonic() - started > time_slice
+                ):
+                    more = True
                     break
         except Exception as error:
             state.failures += 1
@@ -164,12 +192,7 @@ class Daemon:
             state.next_poll = time.monotonic() + delay
             return
         state.failures = 0
-        state.next_poll = time.monotonic() + self._poll_seconds(connector)
-
-    def _cursors(self, connector_name: str) -> dict[str, str]:
-        with self.pipeline.readers() as session:
-            rows = session.scalars(select(Cursor).where(Cursor.connector == connector_name))
-            return {row.scope: row.value for row in rows}
+        state.next_poll = time.monotonic() + (0.0 if more else self._poll_seconds(connector))
 
     def _batch_size(self) -> int:
         return self.settings.ingest.batch_size

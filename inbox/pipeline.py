@@ -104,6 +104,12 @@ class Pipeline:
             done = pending.popleft()
             yield done.batch, self._finish(done)
 
+    def cursors(self, connector: str) -> dict[str, str]:
+        """The connector's committed cursors: scope (a folder, a channel) -> value."""
+        with self.readers() as session:
+            rows = session.scalars(select(Cursor).where(Cursor.connector == connector))
+            return {row.scope: row.value for row in rows}
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)

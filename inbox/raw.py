@@ -46,3 +46,6 @@ class Batch:
     cursor_after: str | None = None
     #: Opaque handles the connector needs after the commit (e.g. files to move).
     acknowledge: list[str] = field(default_factory=list)
+    #: Messages the connector knows are still to come after this batch in this fetch (None:
+    #: it cannot tell). Progress bars use it; nothing else depends on it.
+    remaining: int | None = None

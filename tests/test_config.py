@@ -87,7 +87,36 @@ def test_connector_settings_are_checked_by_the_connector(tmp_path: Path) -> None
     assert "connectors.0.path': Field required" in problems
     assert "connectors.0.after_ingest'" in problems
     assert "connectors.0.colour': unknown setting" in problems
-    assert "connectors.1.type': unknown connector type 'carrier-pigeon' (maildir" in problems
+    assert "connectors.1.type': unknown connector type 'carrier-pigeon' (imap, maildir" in problems
+
+
+def test_imap_settings_refuse_an_inline_password_and_say_what_is_missing(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "\n".join(
+            [
+                "[[connectors]]",
+                'name = "mail"',
+                'type = "imap"',
+                'host = "imap.example.com"',
+                'username = "support@example.com"',
+                'password = "hunter2"',
+                "[[connectors]]",
+                'name = "gmail"',
+                'type = "imap"',
+                'host = "imap.gmail.com"',
+                'username = "support@example.com"',
+                'auth = "xoauth2"',
+                'after_ingest = "move"',
+            ]
+        ),
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_connectors(load_config(path))
+    problems = "\n".join(caught.value.problems)
+    assert "connectors.0.password': Value error, a secret is not written in the config" in problems
+    assert "hunter2" not in problems
+    assert "auth = 'xoauth2' needs token" in problems
 
 
 def test_two_connectors_with_one_name_are_refused(tmp_path: Path) -> None:

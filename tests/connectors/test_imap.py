@@ -1,0 +1,310 @@
+"""The IMAP connector against a real Dovecot: sync, after-ingest actions, renumbering, faults."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import func, select
+
+from connectors.imap import ImapConfig, ImapConnector
+from connectors.imap_session import ImapError
+from connectors.maildir import MaildirConfig, MaildirConnector
+from inbox.config import Settings
+from inbox.daemon import Daemon
+from inbox.models import Message, RawRecord
+from inbox.pipeline import Pipeline
+from tests.conftest import BACKENDS, Store
+from tests.dovecot import Dovecot
+from tests.helpers import count, mail
+
+PASSWORD_ENV = "INBOX_TEST_IMAP_PASSWORD"
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+
+
+def imap_config(server: Dovecot, **overrides: Any) -> ImapConfig:
+    values: dict[str, Any] = {
+        "name": "mail",
+        "type": "imap",
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "username": "support",
+        "password": {"env": PASSWORD_ENV},
+        "idle": False,
+        "timeout_seconds": 10,
+    }
+    values.update(overrides)
+    return ImapConfig(**values)
+
+
+def settings_for(store: Store, **ingest: Any) -> Settings:
+    return Settings(database_url=store.url, ingest={"workers": 0, "batch_size": 50, **ingest})
+
+
+def sync(store: Store, connector: ImapConnector, settings: Settings | None = None) -> int:
+    """What one poll of the daemon does; returns the messages fetched."""
+    settings = settings or settings_for(store)
+    pipeline = Pipeline(store.readers, store.writers, settings)
+    fetched = 0
+    try:
+        batches = connector.fetch(pipeline.cursors(connector.name), settings.ingest.batch_size)
+        for batch, _ in pipeline.ingest_many(batches):
+            connector.acknowledge(batch)
+            fetched += len(batch.messages)
+    finally:
+        pipeline.close()
+    return fetched
+
+
+def subjects(store: Store) -> list[str]:
+    with store.readers() as session:
+        return sorted(session.scalars(select(Message.subject)))
+
+
+def server_view(server: Dovecot, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
+    """UID -> flags, as a person's mail client would see the folder."""
+    with IMAPClient(server.host, port=server.port, ssl=False) as client:
+        client.login("support", "secret")
+        client.select_folder(folder, readonly=True)
+        uids = client.search()
+        if not uids:
+            return {}
+        return {uid: data[b"FLAGS"] for uid, data in client.fetch(uids, ["FLAGS"]).items()}
+
+
+def multilingual(n: int, start: int = 0) -> Iterator[bytes]:
+    """Mail as customers send it: several languages and charsets."""
+    samples = [
+        ("Aino <aino@example.fi>", "Lasku on väärin", "Hei, laskussa on virhe.", "iso-8859-1"),
+        ("Νίκος <nikos@example.gr>", "Πρόβλημα με την παραγγελία", "Καλησπέρα σας.", "iso-8859-7"),
+        ("Ольга <olga@example.ru>", "Срочно: заказ не пришёл", "Здравствуйте!", "koi8-r"),
+        ("Mart <mart@example.ee>", "Tellimus hilineb", "Tere, kus mu pakk on?", "utf-8"),
+    ]
+    for number in range(start, start + n):
+        sender, subject, body, charset = samples[number % len(samples)]
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = "support@example.com"
+        message["Subject"] = f"{subject} #{number}"
+        message["Message-ID"] = f"<imap-{number}@example.test>"
+        message.set_content(f"{body}\n\nTilaus {number}\n", charset=charset)
+        yield bytes(message)
+
+
+@BACKENDS
+def test_initial_then_incremental_sync_stores_each_message_once_and_marks_nothing_read(
+    store: Store, dovecot: Dovecot
+) -> None:
+    dovecot.deliver_many(multilingual(30))
+    connector = ImapConnector(imap_config(dovecot))
+    try:
+        assert sync(store, connector) == 30
+        assert count(store, Message) == 30
+        assert "Срочно: заказ не пришёл #2" in subjects(store)
+        assert "Πρόβλημα με την παραγγελία #1" in subjects(store)
+        # Nothing new: nothing fetched, nothing stored twice.
+        assert sync(store, connector) == 0
+        dovecot.deliver_many(multilingual(5, start=30))
+        assert sync(store, connector) == 5
+    finally:
+        connector.close()
+    assert count(store, Message) == count(store, RawRecord) == 35
+    flags = server_view(dovecot)
+    assert len(flags) == 35
+    assert not any(b"\\Seen" in f for f in flags.values()), "reading must not mark mail read"
+
+
+def test_since_limits_the_first_sync_by_arrival_date(store: Store, dovecot: Dovecot) -> None:
+    old = [*multilingual(3, start=100)]
+    new = [*multilingual(2, start=200)]
+    dovecot.deliver_many(old)
+    for path in (dovecot.maildir / "new").iterdir():
+        os.utime(path, (1_600_000_000, 1_600_000_000))  # INTERNALDATE: September 2020
+    dovecot.deliver_many(new)
+    connector = ImapConnector(imap_config(dovecot, since="2024-01-01"))
+    try:
+        assert sync(store, connector) == 2
+    finally:
+        connector.close()
+    assert all("#2" in subject for subject in subjects(store))
+
+
+def test_after_ingest_seen_flags_what_was_stored(store: Store, dovecot: Dovecot) -> None:
+    dovecot.deliver_many(multilingual(7))
+    connector = ImapConnector(imap_config(dovecot, after_ingest="seen"))
+    try:
+        sync(store, connector, settings_for(store, batch_size=3))
+    finally:
+        connector.close()
+    flags = server_view(dovecot)
+    assert len(flags) == 7 and all(b"\\Seen" in f for f in flags.values())
+
+
+def test_after_ingest_move_empties_the_inbox_into_the_target(
+    store: Store, dovecot: Dovecot
+) -> None:
+    dovecot.deliver_many(multilingual(12))
+    connector = ImapConnector(imap_config(dovecot, after_ingest="move", move_to="Processed"))
+    try:
+        sync(store, connector, settings_for(store, batch_size=5))
+        dovecot.deliver_many(multilingual(1, start=50))
+        sync(store, connector)
+    finally:
+        connector.close()
+    assert server_view(dovecot) == {}
+    assert len(server_view(dovecot, "Processed")) == 13
+    assert count(store, Message) == 13
+
+
+def test_a_new_uidvalidity_refetches_the_folder_without_storing_duplicates(
+    store: Store, dovecot: Dovecot
+) -> None:
+    dovecot.deliver_many(multilingual(20))
+    connector = ImapConnector(imap_config(dovecot))
+    try:
+        assert sync(store, connector) == 20
+        connector.close()
+        dovecot.change_uidvalidity()
+        dovecot.deliver_many(multilingual(3, start=20))
+        assert sync(store, connector) == 23  # the whole folder again: it was renumbered
+    finally:
+        connector.close()
+    assert count(store, Message) == count(store, RawRecord) == 23
+
+
+def test_a_message_over_the_cap_is_kept_raw_only_with_its_header(
+    store: Store, dovecot: Dovecot
+) -> None:
+    big = mail(subject="Liite", body="x" * 20_000 + "\n", message_id="big@example.test")
+    dovecot.deliver_many([big, *multilingual(2)])
+    connector = ImapConnector(imap_config(dovecot, max_message_bytes=4096))
+    try:
+        assert sync(store, connector) == 3
+    finally:
+        connector.close()
+    with store.readers() as session:
+        records = list(session.scalars(select(RawRecord).where(RawRecord.message_id.is_(None))))
+    assert len(records) == 1
+    record = records[0]
+    assert b"Message-ID: <big@example.test>" in record.payload
+    assert len(record.payload) < 1000  # the header only: the body stays on the server
+    assert "over max_message_bytes" in (record.error or "")
+    assert count(store, Message) == 2
+
+
+def test_wrong_password_is_a_clear_error_that_never_shows_the_password(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    connector = ImapConnector(imap_config(dovecot))
+    with pytest.raises(ImapError, match="login refused for support") as raised:
+        list(connector.fetch({}, 10))
+    assert "not-the-password" not in str(raised.value)
+
+
+def test_an_unreachable_server_is_a_clear_error(dovecot: Dovecot) -> None:
+    dovecot.stop()
+    connector = ImapConnector(imap_config(dovecot))
+    with pytest.raises(ImapError, match=f"cannot reach 127.0.0.1:{dovecot.port}"):
+        list(connector.fetch({}, 10))
+
+
+def _run_daemon(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def test_a_failing_login_never_blocks_another_connector(
+    store: Store, dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    maildir = tmp_path / "local"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.local").write_bytes(mail(message_id="local@example.test"))
+    settings = settings_for(store)
+    daemon = Daemon(
+        settings,
+        [
+            ImapConnector(imap_config(dovecot)),
+            MaildirConnector(MaildirConfig(name="local", type="maildir", path=maildir)),
+        ],
+    )
+    thread = _run_daemon(daemon)
+    try:
+        _wait_for(lambda: count(store, Message) == 1, 20, "the Maildir's message")
+        _wait_for(lambda: daemon.states[0].failures > 0, 20, "the IMAP failure")
+        assert "login refused" in daemon.states[0].last_error
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_server_stopped_and_restarted_during_a_sync_loses_and_doubles_nothing(
+    store: Store, dovecot: Dovecot
+) -> None:
+    total = 3000
+    dovecot.deliver_many(multilingual(total))
+    settings = settings_for(store, batch_size=10)
+    daemon = Daemon(settings, [ImapConnector(imap_config(dovecot, poll_seconds=0.5))])
+    thread = _run_daemon(daemon)
+    try:
+        _wait_for(lambda: count(store, RawRecord) >= 100, 60, "the sync to start")
+        began = time.monotonic()
+        dovecot.stop()
+        stopped_at = count(store, RawRecord)
+        print(f"stopped at {stopped_at} in {time.monotonic() - began:.2f} s")
+        _wait_for(lambda: daemon.states[0].failures > 0, 30, "the connector to notice")
+        assert "ImapError" in daemon.states[0].last_error
+        dovecot.start()
+        _wait_for(lambda: count(store, RawRecord) == total, 120, "the sync to finish")
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        thread.join(30)
+    assert stopped_at < total, "the server stopped after the sync ended: nothing was tested"
+    with store.readers() as session:
+        ids = list(session.scalars(select(RawRecord.external_id)))
+        headers = list(session.scalars(select(Message.message_id_header)))
+    assert len(ids) == len(set(ids)) == total
+    assert len(headers) == len(set(headers)) == total
+
+
+def test_internaldate_becomes_the_received_time(store: Store, dovecot: Dovecot) -> None:
+    dovecot.deliver_many(multilingual(1))
+    (path,) = (dovecot.maildir / "new").iterdir()
+    os.utime(path, (1_767_225_600, 1_767_225_600))  # 2026-01-01 00:00 UTC
+    connector = ImapConnector(imap_config(dovecot))
+    try:
+        sync(store, connector)
+    finally:
+        connector.close()
+    with store.readers() as session:
+        received = session.scalar(select(func.min(RawRecord.received_at)))
+    assert received is not None
+    assert received.replace(tzinfo=UTC) == datetime(2026, 1, 1, tzinfo=UTC)
