@@ -55,8 +55,11 @@ class Daemon:
         settings: Settings,
         connectors: Sequence[Connector],
         rules: RulesInForce | None = None,
+        *,
+        fair_share_seconds: float = FAIR_SHARE_SECONDS,
     ) -> None:
         self.settings = settings
+        self.fair_share_seconds = fair_share_seconds
         self.url = settings.effective_database_url
         self.engine = make_engine(self.url)
         self.rules = rules
@@ -124,7 +127,7 @@ class Daemon:
                     if self.stopping.is_set():
                         break
                     if once or time.monotonic() >= state.next_poll:
-                        self._poll(state, time_slice=None if once else FAIR_SHARE_SECONDS)
+                        self._poll(state, time_slice=None if once else self.fair_share_seconds)
                 if once:
                     break
                 self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))

@@ -237,9 +237,13 @@ class Dovecot:
         *,
         tls: bool = False,
         oauth2: bool = False,
+        capabilities: str | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         self._owns_directory = directory is None
+        #: What the server announces after login instead of its own list (Dovecot's
+        #: `imap_capability`): an older server without MOVE or IDLE, for fallback tests.
+        self.capabilities = capabilities
         self.directory = Path(
             directory or tempfile.mkdtemp(prefix="inbox-dovecot-", dir=_scratch())
         )
@@ -686,6 +690,9 @@ class Dovecot:
             imaps = f"address = {HOST}\n    port = {self.tls_port}\n    ssl = yes"
         else:
             tls, imaps = "ssl = no\n", "port = 0"
+        capabilities = ""
+        if self.capabilities is not None:
+            capabilities = f"  imap_capability = {self.capabilities}\n"
         oauth_passdb = ""
         if self.oauth2:
             oauth_passdb = (
@@ -743,7 +750,7 @@ service anvil {{
 }}
 protocol imap {{
   mail_max_userip_connections = 100
-}}
+{capabilities}}}
 """
 
     def _oauth2_config(self) -> str:

@@ -29,11 +29,15 @@ def pytest_runtest_makereport(
 
 
 def _serve(
-    request: pytest.FixtureRequest, *, tls: bool = False, oauth2: bool = False
+    request: pytest.FixtureRequest,
+    *,
+    tls: bool = False,
+    oauth2: bool = False,
+    capabilities: str | None = None,
 ) -> Iterator[Dovecot]:
     try:
         find_binary("dovecot")
-        server = Dovecot(tls=tls, oauth2=oauth2)
+        server = Dovecot(tls=tls, oauth2=oauth2, capabilities=capabilities)
     except DovecotNotInstalled as error:
         missing = str(error)
     else:
@@ -68,3 +72,13 @@ def dovecot_oauth(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
     """Like `dovecot`, plus SASL XOAUTH2 and OAUTHBEARER, checked against a fake introspection
     endpoint: `grant_token` / `revoke_token` decide which bearer tokens are valid."""
     yield from _serve(request, oauth2=True)
+
+
+#: IMAP4rev1 as older servers speak it: no MOVE (RFC 6851) and no IDLE (RFC 2177).
+OLD_SERVER_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE UIDPLUS"
+
+
+@pytest.fixture
+def dovecot_old(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """Like `dovecot`, but announcing neither MOVE nor IDLE after login."""
+    yield from _serve(request, capabilities=OLD_SERVER_CAPABILITIES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -308,3 +309,83 @@ def test_internaldate_becomes_the_received_time(store: Store, dovecot: Dovecot) 
         received = session.scalar(select(func.min(RawRecord.received_at)))
     assert received is not None
     assert received.replace(tzinfo=UTC) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_without_move_the_server_gets_copy_then_expunge(store: Store, dovecot_old: Dovecot) -> None:
+    dovecot_old.deliver_many(multilingual(6))
+    connector = ImapConnector(imap_config(dovecot_old, after_ingest="move", move_to="Done"))
+    try:
+        with dovecot_old.session() as client:
+            assert not client.has_capability("MOVE")
+        sync(store, connector, settings_for(store, batch_size=4))
+    finally:
+        connector.close()
+    assert server_view(dovecot_old) == {}
+    assert len(server_view(dovecot_old, "Done")) == 6
+
+
+def test_several_folders_each_with_its_own_cursor(store: Store, dovecot: Dovecot) -> None:
+    dovecot.create_folder("Asiakkaat")
+    dovecot.deliver_many(multilingual(4))
+    dovecot.deliver_many(multilingual(3, start=10), folder="Asiakkaat")
+    connector = ImapConnector(imap_config(dovecot, folders=["INBOX", "Asiakkaat"]))
+    pipeline = Pipeline(store.readers, store.writers, settings_for(store))
+    try:
+        assert sync(store, connector) == 7
+        dovecot.deliver_many(multilingual(2, start=20), folder="Asiakkaat")
+        assert sync(store, connector) == 2
+        cursors = pipeline.cursors("mail")
+    finally:
+        connector.close()
+        pipeline.close()
+    assert set(cursors) == {"INBOX", "Asiakkaat"}
+    with store.readers() as session:
+        folders = sorted(session.scalars(select(RawRecord.folder)))
+    assert folders == ["Asiakkaat"] * 5 + ["INBOX"] * 4
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_reason() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the connection; nobody ever writes a greeting
+        port = silent.getsockname()[1]
+        config = ImapConfig(
+            name="mail",
+            type="imap",
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            username="support",
+            password={"env": PASSWORD_ENV},
+            timeout_seconds=0.5,
+        )
+        started = time.monotonic()
+        reason = rf"cannot reach 127\.0\.0\.1:{port}: no answer in 0\.5 s"
+        with pytest.raises(ImapError, match=reason):
+            list(ImapConnector(config).fetch({}, 10))
+        assert time.monotonic() - started < 5
+
+
+def test_a_long_first_sync_takes_turns_with_the_other_connectors(
+    store: Store, dovecot: Dovecot, tmp_path: Path
+) -> None:
+    total = 2000
+    dovecot.deliver_many(multilingual(total))
+    maildir = tmp_path / "local"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.local").write_bytes(mail(message_id="local@example.test"))
+    imap = ImapConnector(imap_config(dovecot))
+    local = MaildirConnector(MaildirConfig(name="local", type="maildir", path=maildir))
+    daemon = Daemon(settings_for(store, batch_size=10), [imap, local], fair_share_seconds=0.2)
+    thread = _run_daemon(daemon)
+    try:
+        _wait_for(lambda: daemon.states[1].totals.stored == 1, 60, "the Maildir's message")
+        imap_done_then = daemon.states[0].totals.stored
+        _wait_for(lambda: daemon.states[0].totals.stored == total, 120, "the IMAP sync")
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        thread.join(30)
+    assert 0 < imap_done_then < total, "the Maildir waited for the whole IMAP backlog"
+    assert count(store, Message) == total + 1

@@ -80,3 +80,18 @@ def test_idle_comes_back_after_a_server_restart(store: Store, dovecot: Dovecot) 
         daemon.stopping.set()
         daemon.wake.set()
         thread.join(30)
+
+
+def test_without_idle_the_connector_polls(store: Store, dovecot_old: Dovecot) -> None:
+    connector = ImapConnector(imap_config(dovecot_old, idle=True, poll_seconds=0.5))
+    daemon = Daemon(settings_for(store), [connector])
+    thread = _run_daemon(daemon)
+    try:
+        # The watcher finds no IDLE, says so and leaves; polling carries the mail.
+        _wait_for(lambda: connector.watchers and not connector.watchers[0].is_alive(), 20, "exit")
+        dovecot_old.deliver_many(multilingual(2))
+        _wait_for(lambda: count(store, Message) == 2, 15, "the polled messages")
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        thread.join(30)
