@@ -48,6 +48,8 @@ class BatchResult:
     raw_only: int = 0
     #: The normalizer raised: a bug to fix, counted apart from raw-only by design.
     crashed: int = 0
+    #: Edits and deletions of earlier messages (chat), recorded as events.
+    revisions: int = 0
     seconds: float = 0.0
     conversation_ids: list[int] = field(default_factory=list)
 
@@ -58,6 +60,7 @@ class BatchResult:
         self.parse_errors += other.parse_errors
         self.raw_only += other.raw_only
         self.crashed += other.crashed
+        self.revisions += other.revisions
         self.seconds += other.seconds
         self.conversation_ids.extend(other.conversation_ids)
 
@@ -102,6 +105,7 @@ class BatchWriter:
         self.session = session
         self.settings = settings
         self.clock = clock
+        self.connector = connector
         self.log = log.bind(connector=connector)
         self.result = BatchResult()
         self.conversations: list[Conversation] = []
@@ -121,6 +125,9 @@ class BatchWriter:
         self._by_key: dict[str, Message | _NewMessage] = {}
         self._contact_of: dict[str, int | None] = {}
         self._blobs_seen: set[str] = set()
+        #: Messages that this batch's edits and deletions refer to, by external id.
+        self._revised: dict[str, Message] = {}
+        self._new_by_external: dict[str, _NewMessage] = {}
         #: New attachment contents, inserted (or found already there) by `finish`.
         self._blob_rows: list[dict[str, Any]] = []
 
@@ -130,15 +137,30 @@ class BatchWriter:
         for chunk in chunked(keys):
             found = self.session.scalars(select(Message).where(Message.dedupe_key.in_(chunk)))
             self._by_key.update({message.dedupe_key: message for message in found})
-        senders = {
-            n.sender.address[:320]: n.sender.name[:300]
-            for n in normalized
-            if n.sender and n.sender.address
-        }
-        self.identities.resolve_many("email", senders)
-        for address in senders:
-            self._contact_of[address] = self.identities.resolve("email", address).contact_id
-        self.threader.prefetch([(n, _subject_key(n), self._contact(n)) for n in normalized])
+        senders: dict[str, dict[str, str]] = {}
+        emails: dict[tuple[str, str], str] = {}
+        for n in normalized:
+            if n.sender and n.sender.address and n.revision is None:
+                senders.setdefault(n.sender_kind, {})[n.sender.address[:320]] = n.sender.name[:300]
+                if n.sender_email:
+                    emails[(n.sender_kind, n.sender.address[:320])] = n.sender_email[:320]
+        for kind, names in senders.items():
+            self.identities.resolve_many(kind, names, also_email=emails)
+            for address in names:
+                identity = self.identities.resolve(kind, address)
+                self._contact_of[f"{kind}:{address}"] = identity.contact_id
+        self.threader.prefetch(
+            [(n, _subject_key(n), self._contact(n)) for n in normalized if not n.thread_key]
+        )
+        self.threader.prefetch_keys({n.thread_key for n in normalized if n.thread_key})
+        revised = sorted({n.revision[1] for n in normalized if n.revision is not None})
+        for chunk in chunked(revised):
+            for message in self.session.scalars(
+                select(Message).where(
+                    Message.connector == self.connector, Message.external_id.in_(chunk)
+                )
+            ):
+                self._revised[message.external_id] = message
 
     def add(self, item: Prepared) -> None:
         self._add(item, self.result)
@@ -260,7 +282,9 @@ class BatchWriter:
 
     def _contact(self, normalized: NormalizedMessage) -> int | None:
         sender = normalized.sender
-        return self._contact_of.get(sender.address[:320]) if sender else None
+        if not sender:
+            return None
+        return self._contact_of.get(f"{normalized.sender_kind}:{sender.address[:320]}")
 
     def _add(self, item: Prepared, counts: BatchResult) -> None:
         raw = item.raw
@@ -284,6 +308,10 @@ class BatchWriter:
             return
         normalized = item.normalized
         counts.parse_errors += bool(normalized.errors)
+        if normalized.revision is not None:
+            self._raw_rows.append((record, self._record_revision(normalized, raw)))
+            counts.revisions += 1
+            return
         duplicate = self._by_key.get(normalized.content_hash)
         if duplicate is not None:
             self._raw_rows.append((record, duplicate))
@@ -309,15 +337,47 @@ class BatchWriter:
         row = {"kind": kind, "actor": "pipeline", "detail": detail, "created_at": self.clock()}
         self._event_rows.append((row, conversation, message))
 
+    def _record_revision(
+        self, normalized: NormalizedMessage, raw: RawMessage
+    ) -> Message | _NewMessage | None:
+        """An edit or a deletion: an event on the original's conversation, with the text
+        before and after. The message keeps what it said when it arrived, which is what the
+        rules and the agent saw; the event holds the rest."""
+        assert normalized.revision is not None
+        what, original_id = normalized.revision
+        original = self._revised.get(original_id) or self._new_by_external.get(original_id)
+        detail: dict[str, Any] = {
+            **_where(raw),
+            "original": original_id,
+            "text": normalized.text[:4000] if what == "edited" else "",
+        }
+        if original is None:
+            # The original came before this connector's history (or was never seen): keep
+            # the raw event, say so, attach it to nothing.
+            detail["note"] = "original message not in the store"
+            self._event(f"message_{what}", None, None, detail)
+            return None
+        conversation = (
+            original.conversation
+            if isinstance(original, _NewMessage)
+            else self.session.get(Conversation, original.conversation_id)
+        )
+        self._event(f"message_{what}", conversation, original, detail)
+        self.log.info(f"message_{what}", original=original_id)
+        return original
+
     def _store_message(self, raw: RawMessage, normalized: NormalizedMessage) -> _NewMessage:
         sender = normalized.sender
         contact_id = self._contact(normalized)
         identity = None
         if sender and sender.address:
-            identity = self.identities.resolve("email", sender.address[:320])
+            identity = self.identities.resolve(normalized.sender_kind, sender.address[:320])
         message_time = _message_time(normalized.sent_at, raw.received_at)
         subject_key = _subject_key(normalized)
-        decision = self.threader.decide(normalized, subject_key, contact_id, message_time)
+        if normalized.thread_key:
+            decision = self.threader.decide_keyed(normalized, message_time)
+        else:
+            decision = self.threader.decide(normalized, subject_key, contact_id, message_time)
         was_closed = decision.conversation is not None and decision.conversation.status == "closed"
         conversation = decision.conversation or self._open_conversation(
             normalized, subject_key, contact_id, message_time, decision
@@ -366,7 +426,10 @@ class BatchWriter:
             (message, decision.conversation is None, was_closed, conversation.message_count)
         )
         self.threader.remember(normalized.message_id[:998], conversation)
+        if normalized.thread_key:
+            self.threader.remember_key(normalized.thread_key, conversation)
         self._by_key[normalized.content_hash] = message
+        self._new_by_external[raw.external_id] = message
         self.conversations.append(conversation)
         return message
 
@@ -381,7 +444,8 @@ class BatchWriter:
         now = self.clock()
         conversation = Conversation(
             token=new_token(),
-            channel="email",
+            channel=normalized.channel,
+            thread_key=normalized.thread_key[:300] or None,
             contact_id=contact_id,
             subject=normalized.subject,
             normalized_subject=subject_key,

@@ -7,6 +7,8 @@ two workers meeting the same new sender on PostgreSQL end with one identity, not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,28 +33,63 @@ class IdentityResolver:
             for identity in rows:
                 self._cache[(kind, identity.address)] = identity
 
-    def resolve_many(self, kind: str, names: dict[str, str]) -> None:
+    def resolve_many(
+        self,
+        kind: str,
+        names: dict[str, str],
+        also_email: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         """Find or create the identities of all these addresses (address -> display name).
 
         New senders are common in support mail: creating them all in one savepoint costs two
         multi-row INSERTs instead of a savepoint and a flush per sender (measured: 2 ms each).
+
+        `also_email`: (kind, address) -> an email address the sender is also known by (a
+        Slack profile's). A new sender with one joins the contact that already writes from
+        that email; if nobody does, the new contact gets the email identity too, so the
+        customer's next email lands with them as well. Existing identities are never moved:
+        merging two contacts that both have history is a person's decision.
         """
         self.prefetch(kind, set(names))
         missing = [address for address in names if (kind, address) not in self._cache]
         if not missing:
             return
+        links = also_email or {}
+        emails = {a: links[(kind, a)] for a in missing if (kind, a) in links}
+        if kind != "email" and emails:
+            self.prefetch("email", set(emails.values()))
         try:
             with self.session.begin_nested():
-                created = [
-                    Identity(
-                        contact=Contact(name=names[address]),
-                        kind=kind,
-                        address=address,
-                        display_name=names[address],
+                created: list[Identity] = []
+                extras: list[Identity] = []
+                for address in missing:
+                    email = emails.get(address, "")
+                    known = self._cache.get(("email", email)) if email else None
+                    twin = next((e for e in extras if email and e.address == email), None)
+                    if known is not None:
+                        contact = known.contact
+                    elif twin is not None:
+                        contact = twin.contact
+                    else:
+                        contact = Contact(name=names[address])
+                    created.append(
+                        Identity(
+                            contact=contact,
+                            kind=kind,
+                            address=address,
+                            display_name=names[address],
+                        )
                     )
-                    for address in missing
-                ]
-                self.session.add_all(created)
+                    if email and known is None and twin is None:
+                        extras.append(
+                            Identity(
+                                contact=contact,
+                                kind="email",
+                                address=email,
+                                display_name=names[address],
+                            )
+                        )
+                self.session.add_all(created + extras)
                 self.session.flush()
         except IntegrityError:
             # Another worker created one of them meanwhile: one at a time settles who wins.
@@ -61,6 +98,8 @@ class IdentityResolver:
             return
         for identity in created:
             self._cache[(kind, identity.address)] = identity
+        for identity in extras:
+            self._cache[("email", identity.address)] = identity
 
     def resolve(self, kind: str, address: str, display_name: str = "") -> Identity:
         key = (kind, address)

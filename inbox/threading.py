@@ -70,6 +70,7 @@ class EmailThreader:
         self._by_message_id: dict[str, Conversation] = {}
         self._by_token: dict[str, Conversation] = {}
         self._by_subject: dict[tuple[int, str], list[Conversation]] = {}
+        self._by_key: dict[str, Conversation] = {}
 
     def prefetch(self, wanted: Sequence[tuple[NormalizedMessage, str, int | None]]) -> None:
         """`wanted`: each message with its normalized subject and its contact id."""
@@ -104,6 +105,30 @@ class EmailThreader:
             )
             for conversation in candidates:
                 self._remember_subject(conversation)
+
+    def prefetch_keys(self, keys: set[str]) -> None:
+        """SMS and chat: the conversations these thread keys belong to, newest first."""
+        for chunk in chunked(sorted(keys)):
+            rows = self.session.scalars(
+                select(Conversation)
+                .where(Conversation.thread_key.in_(chunk))
+                .order_by(Conversation.id.desc())
+            )
+            for conversation in rows:
+                assert conversation.thread_key is not None
+                self._by_key.setdefault(conversation.thread_key, conversation)
+
+    def remember_key(self, key: str, conversation: Conversation) -> None:
+        self._by_key[key] = conversation
+
+    def decide_keyed(self, message: NormalizedMessage, message_time: datetime) -> ThreadDecision:
+        """A message of a channel that names its own thread (a Slack thread, an SMS number
+        pair) joins the latest conversation of that thread, with the same lifecycle as email:
+        a closed one reopens within the window, else a new conversation links to it."""
+        conversation = self._by_key.get(message.thread_key)
+        if conversation is None:
+            return ThreadDecision(None, "new conversation")
+        return self._apply_lifecycle(conversation, "same thread", message, message_time)
 
     def remember(self, message_id: str, conversation: Conversation) -> None:
         if message_id:

@@ -78,3 +78,14 @@ class NormalizedMessage:
     #: body), hex SHA-256.
     content_hash: str = ""
     errors: tuple[str, ...] = ()
+    #: How the sender's address is known: "email", "phone" (E.164) or "slack" (a user id).
+    sender_kind: str = "email"
+    #: An email address the sender is also known by (a Slack profile's): a new chat or SMS
+    #: sender with one joins the contact that already writes from it.
+    sender_email: str = ""
+    #: SMS and chat: the channel's own thread ("slack:C123:1700000000.000100"); messages with
+    #: the same key belong to one conversation while it is open. Empty for email.
+    thread_key: str = ""
+    #: An edit or a deletion of an earlier message: ("edited" | "deleted", its external id).
+    #: Recorded on that message's conversation, never a message of its own.
+    revision: tuple[str, str] | None = None

@@ -60,9 +60,7 @@ def test_a_certificate_from_an_unknown_ca_is_refused_and_said_so(
 
 
 def test_the_system_trust_store_alone_refuses_a_private_ca(dovecot_tls: Dovecot) -> None:
-    connector = ImapConnector(
-        imap_config(dovecot_tls, port=dovecot_tls.tls_port, security="tls")
-    )
+    connector = ImapConnector(imap_config(dovecot_tls, port=dovecot_tls.tls_port, security="tls"))
     with pytest.raises(ImapError, match="not trusted"):
         list(connector.fetch({}, 10))
 
@@ -85,9 +83,7 @@ def test_xoauth2_with_a_token_command_asks_again_when_the_token_is_refused(
     dovecot_oauth.grant_token("token-1")
     dovecot_oauth.deliver_many(multilingual(2))
     command = _token_command(tmp_path, ["token-1", "token-2", "token-3"])
-    config = imap_config(
-        dovecot_oauth, auth="xoauth2", password=None, token={"command": command}
-    )
+    config = imap_config(dovecot_oauth, auth="xoauth2", password=None, token={"command": command})
     connector = ImapConnector(config)
     try:
         assert sync(store, connector) == 2
