@@ -114,9 +114,9 @@ def run(app: AppContext, once: bool, demo: bool) -> None:
     loaded = app.config()
     try:
         connectors = build_connectors(loaded)
+        daemon = Daemon(loaded.settings, connectors, rules=rules_in_force(loaded.settings))
     except ConfigError as error:
         fail_with_config_error(error)
-    daemon = Daemon(loaded.settings, connectors, rules=rules_in_force(loaded.settings))
     daemon.install_signal_handlers()
     totals = daemon.run(once=once)
     if once:
@@ -308,11 +308,13 @@ def _stderr_console() -> Any:
 
 def _register_subcommands() -> None:
     from inbox.cli_conversations import conversations, raw
+    from inbox.cli_outbox import outbox
     from inbox.cli_rules import rules
 
     main.add_command(conversations)
     main.add_command(raw)
     main.add_command(rules)
+    main.add_command(outbox)
 
 
 _register_subcommands()

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from inbox.secrets import SecretSource
+
 DEFAULT_LANGUAGES = ("en", "fi", "et", "sv", "de", "ru", "el")
 SYSTEM_CONFIG = Path("/etc/inbox/inbox.toml")
 
@@ -84,6 +86,43 @@ class IngestSettings(BaseModel):
         return [code.lower() for code in codes]
 
 
+class SlackSettings(BaseModel):
+    """The Slack app that pings agents (and, with the slack connector, reads chats)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The bot token (xoxb-...), from a file, the environment or a systemd credential.
+    #: Without it, nothing is sent: outbox rows wait (`inbox outbox list` shows them).
+    bot_token: SecretSource | None = None
+    #: Slack's Web API; other values are for tests and proxies.
+    api_url: str = "https://slack.com/api/"
+    #: A link to the conversation in pings, e.g. "https://desk.example.com/c/{id}".
+    desk_url: str = ""
+    #: Pings sent side by side (each Slack channel still gets them in order).
+    senders: int = Field(default=4, ge=1, le=32)
+    #: Attempts before a ping that keeps failing is marked dead (rate limits do not count).
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    timeout_seconds: float = Field(default=10, gt=0)
+
+
+class WebSettings(BaseModel):
+    """The webhook receiver (Slack's Events API, Twilio): started by `inbox run` when a
+    configured connector takes webhooks. Put it behind a TLS proxy; it speaks plain HTTP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: host:port to listen on. Keep 127.0.0.1 unless a proxy on another host forwards to it.
+    listen: str = Field(default="127.0.0.1:8025", pattern=r"^\[?[0-9A-Za-z.:-]*\]?:[0-9]{1,5}$")
+    #: Larger requests are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    threads: int = Field(default=4, ge=1, le=64)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
 class ConnectorSettings(BaseModel):
     """What every connector entry has; the rest is validated by the connector's own model."""
 
@@ -106,6 +145,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     threading: ThreadingSettings = Field(default_factory=ThreadingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     connectors: list[ConnectorSettings] = Field(default_factory=list)
 
     @classmethod

@@ -25,9 +25,12 @@ from types import FrameType
 import structlog
 
 from connectors.base import Connector
-from inbox.config import Settings
+from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
+from inbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Pipeline
+from inbox.web import WebServer
+from inbox.webhook import Handler
 from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
@@ -70,6 +73,13 @@ class Daemon:
             rules=rules,
         )
         self.states = [_ConnectorState(connector) for connector in connectors]
+        #: Sends the outbox's Slack pings, when a bot token is configured.
+        self.notifier: Notifier | None = None
+        if settings.slack.bot_token is not None:
+            self.notifier = Notifier(make_sessionmaker(self.engine, writer=True), settings.slack)
+        #: The webhook receiver, when a connector takes webhooks (started by `run`).
+        self.web: WebServer | None = None
+        self.routes = self._routes()
         self.stopping = threading.Event()
         #: Set by SIGHUP and by stop signals: ends the wait between polls early.
         self.wake = threading.Event()
@@ -121,6 +131,9 @@ class Daemon:
         try:
             if not once:
                 self._start_watching()
+                self._start_web()
+                if self.notifier is not None:
+                    self.notifier.start()
             while not self.stopping.is_set():
                 self._reload_rules()
                 for state in self.states:
@@ -129,14 +142,21 @@ class Daemon:
                     if once or time.monotonic() >= state.next_poll:
                         self._poll(state, time_slice=None if once else self.fair_share_seconds)
                 if once:
+                    if self.notifier is not None:
+                        while self.notifier.run_once():
+                            pass
                     break
                 self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))
                 self.wake.clear()
         finally:
             if self.stop_signal:
                 log.info("stop_requested", signal=self.stop_signal)
+            if self.web is not None:
+                self.web.stop()  # first: what is still received waits in the spools
             for state in self.states:
                 state.connector.close()
+            if self.notifier is not None:
+                self.notifier.stop()
             self.pipeline.close()
             self.engine.dispose()
         totals = BatchResult()
@@ -157,6 +177,35 @@ class Daemon:
             if callable(watch):
                 watch(functools.partial(self._pushed, state))
 
+    def _routes(self) -> dict[str, Handler]:
+        """Each webhook path to its connector's handler; two connectors on one path is a
+        configuration error, said at start-up rather than found by a lost event."""
+        routes: dict[str, Handler] = {}
+        for state in self.states:
+            webhooks = getattr(state.connector, "webhooks", None)
+            if not callable(webhooks):
+                continue
+            for path, handler in webhooks().items():
+                if path in routes:
+                    raise ConfigError(
+                        "connectors",
+                        [f"two connectors take webhooks at {path}: give one another path"],
+                    )
+                routes[path] = handler
+        return routes
+
+    def _start_web(self) -> None:
+        if not self.routes:
+            return
+        host, port = self.settings.web.host_port
+        self.web = WebServer(
+            self.routes,
+            host=host,
+            port=port,
+            max_body_bytes=self.settings.web.max_body_bytes,
+            threads=self.settings.web.threads,
+        ).start()
+
     def _pushed(self, state: _ConnectorState) -> None:
         """From a connector's watcher thread: it may have news (or its upstream is back after a
         failure), so poll it now."""
@@ -171,6 +220,8 @@ class Daemon:
             batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
             for batch, result in self.pipeline.ingest_many(batches):
                 state.totals.add(result)
+                if self.notifier is not None and result.stored:
+                    self.notifier.wake()  # the batch may have written pings: send them now
                 connector.acknowledge(batch)
                 if self.stopping.is_set():
                     break

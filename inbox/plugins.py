@@ -33,8 +33,12 @@ def build_connectors(loaded: LoadedConfig) -> list[Connector]:
             known = ", ".join(sorted(types)) or "none installed"
             problems.append(f"key '{where}.type': unknown connector type '{entry.type}' ({known})")
             continue
+        values = entry.model_dump()
+        if "spool_dir" in cls.config_model.model_fields and not values.get("spool_dir"):
+            # Webhook connectors keep what they receive until it is stored: under data_dir.
+            values["spool_dir"] = loaded.settings.data_dir / "spool" / entry.name
         try:
-            config = cls.config_model(**entry.model_dump())
+            config = cls.config_model(**values)
         except ValidationError as error:
             for item in error.errors():
                 key = ".".join(str(part) for part in item["loc"])

@@ -21,6 +21,7 @@ import structlog
 
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
+from inbox.normalize.slack import normalize_slack
 from inbox.normalize.types import NormalizedMessage
 from inbox.raw import RawMessage
 
@@ -44,7 +45,10 @@ def prepare(raw: RawMessage, languages: Sequence[str]) -> Prepared:
     if raw.note:
         return Prepared(raw, None, raw.note)
     try:
-        normalized = normalize_email(raw.payload, languages=languages)
+        if raw.channel == "chat":
+            normalized = normalize_slack(raw.payload, languages=languages)
+        else:
+            normalized = normalize_email(raw.payload, languages=languages)
     except Exception as error:  # the normalizer must never raise; if it does, keep the bytes
         log.error(
             "normalize_crashed",

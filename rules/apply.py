@@ -34,6 +34,7 @@ from inbox.store_utils import chunked, insert_ignore_many
 from rules.assignment import Assigner
 from rules.engine import CompiledRules, Evaluation
 from rules.facts import Facts
+from rules.model import Agent
 
 log = structlog.get_logger(__name__)
 
@@ -161,6 +162,21 @@ def run_rules(
                 )
             )
     return evaluations
+
+
+def assignment_payload(
+    agent: Agent, *, previous: str, team: str, rule: str, why: str
+) -> dict[str, Any]:
+    """What a `slack.assignment` row carries to the notifier (inbox/notifier.py), the same
+    whether a rule assigned or a person did (`inbox conversations assign`, where rule is "")."""
+    return {
+        "agent": agent.name,
+        "slack_user": agent.slack,
+        "previous_agent": previous,
+        "team": team,
+        "rule": rule,
+        "why": why,
+    }
 
 
 class RulesPass:
@@ -350,6 +366,21 @@ class RulesPass:
             self.log.info(
                 "conversation_queued", conversation_id=conversation.id, team=choice.team, rule=rule
             )
+            team = self.ruleset.teams.get(choice.team) if choice.team else None
+            if team is not None and team.slack_channel:
+                # Nobody free: the team's channel hears of it, so someone can pick it up.
+                self._outbox(
+                    arrival,
+                    kind="slack.queued",
+                    key=f"queued:{conversation.id}:{arrival.message_id}:{team.name}",
+                    payload={
+                        "team": team.name,
+                        "slack_channel": team.slack_channel,
+                        "rule": rule,
+                        "why": matched[rule],
+                        "skipped": choice.skipped,
+                    },
+                )
             return
         conversation.team = choice.team or conversation.team
         if choice.agent == conversation.assignee:
@@ -362,19 +393,17 @@ class RulesPass:
         self.log.info(
             "conversation_assigned", conversation_id=conversation.id, agent=choice.agent, rule=rule
         )
-        agent = self.ruleset.agents[choice.agent]
         self._outbox(
             arrival,
             kind="slack.assignment",
             key=f"assign:{conversation.id}:{arrival.message_id}:{choice.agent}",
-            payload={
-                "agent": agent.name,
-                "slack_user": agent.slack,
-                "previous_agent": previous or "",
-                "team": choice.team,
-                "rule": rule,
-                "why": matched[rule],
-            },
+            payload=assignment_payload(
+                self.ruleset.agents[choice.agent],
+                previous=previous or "",
+                team=choice.team,
+                rule=rule,
+                why=matched[rule],
+            ),
         )
 
     def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:

@@ -1,0 +1,488 @@
+"""Slack channels and DMs as a support channel: Events API in real time, history to catch up.
+
+Two ways in, one set of ids, so that nothing is lost and nothing is stored twice:
+
+- **Events API** (`events_path`, default /webhooks/slack/events): the receiver checks the
+  signature and the timestamp (older than 5 minutes: refused, so a captured request cannot be
+  replayed later), answers `url_verification`, writes the event to the spool under its
+  event_id and answers 200 within milliseconds (Slack gives up after 3 s). A retried or
+  replayed event finds its event_id taken and stores nothing.
+- **Catch-up** on start, every `catchup_seconds`, and after any failure: for each channel,
+  conversations.history from the channel's cursor, and conversations.replies for threads
+  with replies since then (threads started up to `thread_lookback_days` earlier), all pages.
+
+A message's external id is `channel:ts` by both ways; an edit is `channel:ts:edited:<edit ts>`
+and a deletion `channel:ts:deleted`, recorded as events on the original's conversation.
+Threading: a DM is one conversation while it is open; in a channel each top-level message
+starts one and its thread replies join it. Our own bot's messages are always skipped (our
+pings would otherwise come back as customer messages); other bots' unless `allow_bots` names
+them or `skip_bots = false`. Each author is looked up with users.info (cached for an hour):
+the profile email joins them to the contact who already writes from it by mail.
+
+Deletions are seen by events only: a deleted message is simply gone from history.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import Field
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.signature import SignatureVerifier
+
+from connectors.base import ConnectorConfig
+from connectors.spool import Spool
+from inbox.raw import Batch, Channel, RawMessage
+from inbox.secrets import Secret, SecretSource
+from inbox.webhook import Handler, WebRequest, WebResponse, text
+
+log = structlog.get_logger(__name__)
+
+#: Slack signs a timestamp; anything older is refused as a possible replay.
+MAX_AGE_SECONDS = 5 * 60
+USER_CACHE_SECONDS = 3600
+#: Subtypes that carry what a person wrote; others (joins, topic changes, pins) are skipped.
+CONTENT_SUBTYPES = frozenset({"", "thread_broadcast", "file_share", "me_message", "bot_message"})
+HISTORY_PAGE = 200
+#: Per call, for 429 (after Retry-After) and 5xx; then the fetch fails and the daemon backs off.
+RETRIES = 3
+
+
+class SlackChatConfig(ConnectorConfig):
+    bot_token: SecretSource
+    #: Without it there is no Events API receiver: catch-up alone, every `catchup_seconds`.
+    signing_secret: SecretSource | None = None
+    #: Channel ids to follow (shared channels with customers), e.g. ["C0123ABCD"].
+    channels: list[str] = Field(default_factory=list)
+    #: Direct messages to the bot are support conversations too.
+    dms: bool = True
+    skip_bots: bool = True
+    #: Bot ids whose messages are kept even with skip_bots (a form or an integration).
+    allow_bots: list[str] = Field(default_factory=list)
+    #: Slack user ids whose messages are not customer messages: your agents, so that their
+    #: answers in a shared channel (or to a ping) do not open conversations.
+    skip_users: list[str] = Field(default_factory=list)
+    events_path: str = "/webhooks/slack/events"
+    catchup_seconds: float = Field(default=300, gt=0)
+    thread_lookback_days: float = Field(default=7, ge=0)
+    #: The first catch-up starts here (default: `thread_lookback_days` ago).
+    since: date | None = None
+    api_url: str = "https://slack.com/api/"
+    timeout_seconds: float = Field(default=10, gt=0)
+    #: Where verified events wait for ingest (default: <data_dir>/spool/<name>).
+    spool_dir: Path | None = None
+    poll_seconds: float = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    order: tuple[int, int]
+    raw: RawMessage
+
+
+class SlackConnector:
+    type_name: ClassVar[str] = "slack"
+    channel: ClassVar[Channel] = "chat"
+    config_model: ClassVar[type[ConnectorConfig]] = SlackChatConfig
+
+    def __init__(self, config: SlackChatConfig, *, client: WebClient | None = None) -> None:
+        if config.spool_dir is None:
+            raise ValueError("the slack connector needs spool_dir (set by the daemon)")
+        self.config = config
+        self.name = config.name
+        self.log = log.bind(connector=config.name)
+        self.spool = Spool(config.spool_dir)
+        self._client = client
+        self._verifier = (
+            SignatureVerifier(Secret(config.signing_secret).get())
+            if config.signing_secret is not None
+            else None
+        )
+        self._notify: Callable[[], None] | None = None
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._me: tuple[str, str] | None = None
+        self._next_catchup = 0.0
+
+    # -- the webhook ------------------------------------------------------------------------
+
+    def webhooks(self) -> Mapping[str, Handler]:
+        if self._verifier is None:
+            return {}
+        return {self.config.events_path: self.receive}
+
+    def watch(self, notify: Callable[[], None]) -> None:
+        """The daemon's wake-up: called after an event is spooled, so it is ingested now."""
+        self._notify = notify
+
+    def receive(self, request: WebRequest) -> WebResponse:
+        assert self._verifier is not None
+        timestamp = request.header("x-slack-request-timestamp")
+        signature = request.header("x-slack-signature")
+        if not timestamp or not signature:
+            self.log.warning("slack_event_refused", reason="unsigned", remote=request.remote)
+            return text(401, "missing Slack signature")
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError:
+            age = float("inf")
+        if age > MAX_AGE_SECONDS:
+            self.log.warning(
+                "slack_event_refused", reason="stale or bad timestamp", remote=request.remote
+            )
+            return text(401, "request timestamp too old")
+        if not self._verifier.is_valid(request.body, timestamp, signature):
+            self.log.warning("slack_event_refused", reason="bad signature", remote=request.remote)
+            return text(401, "bad Slack signature")
+        try:
+            envelope = json.loads(request.body)
+        except ValueError:
+            self.log.warning("slack_event_refused", reason="body is not JSON")
+            return text(400, "body is not JSON")
+        if not isinstance(envelope, dict):
+            return text(400, "body is not a JSON object")
+        if envelope.get("type") == "url_verification":
+            challenge = str(envelope.get("challenge") or "")
+            return WebResponse(200, challenge.encode(), content_type="text/plain")
+        if envelope.get("type") != "event_callback":
+            return text(200, "ignored")
+        event_id = str(envelope.get("event_id") or "")
+        if not event_id:
+            return text(400, "event without event_id")
+        if not self.spool.put(event_id, request.body):
+            self.log.info(
+                "slack_event_duplicate",
+                event_id=event_id,
+                retry=request.header("x-slack-retry-num") or "0",
+            )
+            return text(200, "duplicate")
+        if self._notify is not None:
+            self._notify()
+        return text(200, "ok")
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        yield from self._from_spool(batch_size)
+        if time.monotonic() < self._next_catchup:
+            return
+        # Set before the work: a failure below leaves it at 0 through the daemon's backoff.
+        self._next_catchup = 0.0
+        for channel, channel_type in self._channels():
+            yield from self._catch_up(channel, channel_type, cursors.get(channel), batch_size)
+        self._next_catchup = time.monotonic() + self.config.catchup_seconds
+
+    def acknowledge(self, batch: Batch) -> None:
+        if batch.acknowledge:
+            self.spool.done(batch.acknowledge)
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def client(self) -> WebClient:
+        if self._client is None:
+            self._client = WebClient(
+                token=Secret(self.config.bot_token).get(),
+                base_url=self.config.api_url,
+                timeout=int(self.config.timeout_seconds),
+            )
+            # history is Tier 3 (50 a minute): a catch-up of many channels meets 429s, and
+            # waiting out Retry-After here beats failing the whole fetch and starting over.
+            self._client.retry_handlers.extend(
+                [
+                    RateLimitErrorRetryHandler(max_retry_count=RETRIES),
+                    ServerErrorRetryHandler(max_retry_count=RETRIES),
+                ]
+            )
+        return self._client
+
+    def _from_spool(self, batch_size: int) -> Iterator[Batch]:
+        entries = self.spool.pending()
+        for start in range(0, len(entries), batch_size):
+            chunk = entries[start : start + batch_size]
+            raws: list[RawMessage] = []
+            for entry in chunk:
+                raws.extend(self._event_messages(entry.name, entry.body, entry.received_at))
+            yield Batch(
+                connector=self.name,
+                messages=raws,
+                acknowledge=[entry.name for entry in chunk],
+                remaining=len(entries) - start - len(chunk),
+            )
+
+    def _event_messages(self, name: str, body: bytes, received: float) -> list[RawMessage]:
+        """The messages in one spooled event: none (not ours to keep), one, or an unreadable
+        event kept raw with the reason."""
+        try:
+            envelope = json.loads(body)
+            event = envelope["event"]
+            if not isinstance(event, dict):
+                raise TypeError("event is not an object")
+        except (ValueError, KeyError, TypeError) as error:
+            self.log.error("slack_event_unreadable", spooled=name, error=str(error)[:200])
+            return [self._unreadable(name, body, received, str(error))]
+        if event.get("type") != "message":
+            return []
+        channel = str(event.get("channel") or "")
+        channel_type = str(event.get("channel_type") or "")
+        if not self._followed(channel, channel_type):
+            return []
+        team = str(envelope.get("team_id") or "")
+        subtype = str(event.get("subtype") or "")
+        if subtype == "message_changed":
+            message = event.get("message") or {}
+            if not message.get("edited"):
+                return []  # an unfurl or a reply count changed: nothing a person wrote
+            return self._revision("edited", team, channel, channel_type, message, "events")
+        if subtype == "message_deleted":
+            previous = dict(event.get("previous_message") or {})
+            previous.setdefault("ts", event.get("deleted_ts"))
+            return self._revision("deleted", team, channel, channel_type, previous, "events")
+        raw = self._message(team, channel, channel_type, event, "events")
+        return [raw] if raw is not None else []
+
+    def _unreadable(self, name: str, body: bytes, received: float, why: str) -> RawMessage:
+        return RawMessage(
+            connector=self.name,
+            external_id=f"event:{name}",
+            channel="chat",
+            payload=body,
+            received_at=datetime.fromtimestamp(received, UTC),
+            note=f"unreadable Slack event: {why}"[:300],
+        )
+
+    def _followed(self, channel: str, channel_type: str) -> bool:
+        return channel in self.config.channels or (self.config.dms and channel_type == "im")
+
+    def _skipped(self, message: dict[str, Any]) -> bool:
+        subtype = str(message.get("subtype") or "")
+        if subtype not in CONTENT_SUBTYPES:
+            return True
+        me_user, me_bot = self._own_ids()
+        user = str(message.get("user") or "")
+        bot = str(message.get("bot_id") or "")
+        if (user and user == me_user) or (bot and bot == me_bot):
+            return True
+        if user in self.config.skip_users:
+            return True
+        if (bot or subtype == "bot_message") and self.config.skip_bots:
+            return bot not in self.config.allow_bots
+        return False
+
+    def _message(
+        self,
+        team: str,
+        channel: str,
+        channel_type: str,
+        message: dict[str, Any],
+        source: str,
+    ) -> RawMessage | None:
+        if self._skipped(message):
+            return None
+        ts = str(message.get("ts") or "")
+        return self._raw(f"{channel}:{ts}", "message", team, channel, channel_type, message, source)
+
+    def _revision(
+        self,
+        kind: str,
+        team: str,
+        channel: str,
+        channel_type: str,
+        message: dict[str, Any],
+        source: str,
+    ) -> list[RawMessage]:
+        if self._skipped(message):
+            return []
+        ts = str(message.get("ts") or "")
+        if kind == "edited":
+            external = f"{channel}:{ts}:edited:{(message.get('edited') or {}).get('ts') or ''}"
+        else:
+            external = f"{channel}:{ts}:deleted"
+        return [self._raw(external, kind, team, channel, channel_type, message, source)]
+
+    def _raw(
+        self,
+        external_id: str,
+        kind: str,
+        team: str,
+        channel: str,
+        channel_type: str,
+        message: dict[str, Any],
+        source: str,
+    ) -> RawMessage:
+        user_id = str(message.get("user") or "")
+        envelope = {
+            "kind": kind,
+            "source": source,
+            "team": team,
+            "channel": channel,
+            "channel_type": channel_type or ("im" if channel.startswith("D") else "channel"),
+            "message": message,
+            "user": self._user(user_id) if user_id and kind != "deleted" else {},
+        }
+        stamp = (message.get("edited") or {}).get("ts") if kind == "edited" else message.get("ts")
+        return RawMessage(
+            connector=self.name,
+            external_id=external_id[:300],
+            channel="chat",
+            payload=json.dumps(envelope, ensure_ascii=False).encode(),
+            received_at=_when(str(stamp or "")),
+            folder=channel,
+        )
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        """users.info, cached. An unknown user is stored without a profile; Slack being
+        unreachable fails the fetch, so the event waits in the spool and is tried again."""
+        now = time.monotonic()
+        cached = self._users.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            user = dict(self.client.users_info(user=user_id)["user"])
+        except SlackApiError as error:
+            code = error.response.get("error") if isinstance(error.response.data, dict) else ""
+            if code not in ("user_not_found", "users_not_found"):
+                raise
+            user = {"id": user_id}
+        self._users[user_id] = (now + USER_CACHE_SECONDS, user)
+        return user
+
+    def _own_ids(self) -> tuple[str, str]:
+        if self._me is None:
+            answer = self.client.auth_test()
+            self._me = (str(answer.get("user_id") or ""), str(answer.get("bot_id") or ""))
+        return self._me
+
+    # -- catch-up ----------------------------------------------------------------------------
+
+    def _channels(self) -> list[tuple[str, str]]:
+        followed = [(channel, "channel") for channel in self.config.channels]
+        if self.config.dms:
+            cursor: str | None = None
+            while True:
+                answer = self.client.conversations_list(
+                    types="im", limit=HISTORY_PAGE, cursor=cursor, exclude_archived=True
+                )
+                channels: list[dict[str, Any]] = answer.get("channels", [])
+                followed.extend((str(c["id"]), "im") for c in channels)
+                cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        return followed
+
+    def _catch_up(
+        self, channel: str, channel_type: str, cursor_text: str | None, batch_size: int
+    ) -> Iterator[Batch]:
+        start = _read_cursor(cursor_text)
+        lookback = int(self.config.thread_lookback_days * 86400)
+        if start is None:
+            first = (
+                datetime.combine(self.config.since, datetime.min.time(), UTC).timestamp()
+                if self.config.since
+                else time.time() - lookback
+            )
+            start = (int(first), 0)
+        oldest = f"{max(0, start[0] - lookback)}.000000"
+        items: list[_Item] = []
+        team = ""
+        for message in self._pages(
+            self.client.conversations_history, channel=channel, oldest=oldest
+        ):
+            items.extend(self._caught(team, channel, channel_type, message, start))
+            latest_reply = _ts_key(str(message.get("latest_reply") or ""))
+            if message.get("reply_count") and latest_reply > start:
+                for reply in self._pages(
+                    self.client.conversations_replies,
+                    channel=channel,
+                    ts=str(message["ts"]),
+                    oldest=_ts_text(start),
+                ):
+                    if reply.get("ts") != message.get("ts"):
+                        items.extend(self._caught(team, channel, channel_type, reply, start))
+        # A reply "also sent to the channel" shows in history and in its thread: keep one.
+        items = list({item.raw.external_id: item for item in items}.values())
+        items.sort(key=lambda item: item.order)
+        if items:
+            self.log.info("slack_catch_up", channel=channel, found=len(items))
+        for index in range(0, len(items), batch_size):
+            chunk = items[index : index + batch_size]
+            yield Batch(
+                connector=self.name,
+                messages=[item.raw for item in chunk],
+                cursor_scope=channel,
+                cursor_after=json.dumps({"ts": _ts_text(chunk[-1].order)}),
+                remaining=len(items) - index - len(chunk),
+            )
+
+    def _caught(
+        self,
+        team: str,
+        channel: str,
+        channel_type: str,
+        message: dict[str, Any],
+        start: tuple[int, int],
+    ) -> list[_Item]:
+        """What history shows of `message` that is newer than the cursor: the message itself,
+        or an edit of an older one."""
+        ts = _ts_key(str(message.get("ts") or ""))
+        edited = _ts_key(str((message.get("edited") or {}).get("ts") or ""))
+        found: list[_Item] = []
+        if ts > start:
+            raw = self._message(team, channel, channel_type, message, "history")
+            if raw is not None:
+                found.append(_Item(ts, raw))
+        if edited > start and edited > ts:
+            for raw in self._revision("edited", team, channel, channel_type, message, "history"):
+                found.append(_Item(edited, raw))
+        return found
+
+    def _pages(self, method: Callable[..., Any], **arguments: Any) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            answer = method(limit=HISTORY_PAGE, cursor=cursor, **arguments)
+            yield from answer.get("messages", [])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or not answer.get("has_more", True):
+                return
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Slack's ts ("1700000000.000100") as integers: a float cannot hold all its digits."""
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return (int(seconds or 0), int((fraction + "000000")[:6]))
+    except ValueError:
+        return (0, 0)
+
+
+def _ts_text(key: tuple[int, int]) -> str:
+    return f"{key[0]}.{key[1]:06d}"
+
+
+def _when(ts: str) -> datetime:
+    key = _ts_key(ts)
+    if key == (0, 0):
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(key[0] + key[1] / 1e6, UTC)
+
+
+def _read_cursor(text_value: str | None) -> tuple[int, int] | None:
+    if not text_value:
+        return None
+    try:
+        return _ts_key(str(json.loads(text_value)["ts"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("slack_cursor_unreadable", cursor=text_value[:100])
+        return None

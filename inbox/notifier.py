@@ -1,0 +1,478 @@
+"""The notifier: outbox rows out to Slack, each exactly once, none holding up the others.
+
+Rows are written by the rules in the batch's transaction (rules/apply.py), so a ping exists if
+and only if its decision was committed. Here they are claimed, sent, and their outcome recorded:
+
+- **Claimed** in a short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+  daemons share the work): status `sending`, with a lease in `next_attempt_at`.
+- **Sent** with slack_sdk's WebClient, several at once; the pings of one conversation go in
+  order, so a reassignment always finds the ping it updates.
+- **Exactly once**: every message carries the row's idempotency key in Slack message metadata.
+  A row still `sending` when its lease ran out (the daemon died between Slack's answer and our
+  commit) is looked up in the channel's history before anything is sent again.
+- **Failures**: a 429 waits out its Retry-After, and holds back only that Slack channel; a 5xx
+  or a network error is retried with exponential backoff and jitter; an answer that cannot get
+  better (channel_not_found, user_not_found, ...) or `max_attempts` failures mark the row
+  `dead` with its reason (`inbox outbox list --status dead`; `inbox outbox retry ID`).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbox import slack_messages
+from inbox.config import SlackSettings
+from inbox.db import transaction
+from inbox.models import Contact, Conversation, Message, OutboxItem, utcnow
+from inbox.secrets import Secret
+from inbox.slack_messages import ConversationView
+
+log = structlog.get_logger(__name__)
+
+#: A claimed row not settled by then is presumed lost with its process, and recovered.
+LEASE = timedelta(seconds=60)
+#: How often the outbox is looked at when nobody woke the notifier.
+POLL_SECONDS = 0.5
+CLAIM_LIMIT = 100
+MAX_BACKOFF = timedelta(minutes=30)
+METADATA_EVENT = "inbox_ping"
+#: Slack answers that no retry can change.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "user_not_found",
+        "users_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_arguments",
+        "cannot_dm_bot",
+        "user_disabled",
+        "account_inactive",
+        "restricted_action",
+        "message_not_found",
+    }
+)
+KINDS = ("slack.assignment", "slack.queued", "slack.notify")
+
+
+@dataclass
+class _Row:
+    id: int
+    kind: str
+    key: str
+    conversation_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    #: Set on rows recovered from a lapsed lease: when that earlier attempt began.
+    lapsed_since: datetime | None = None
+
+
+@dataclass
+class _Outcome:
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None = None
+    error: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, *, after: timedelta | None = None, counts: bool = True):
+        super().__init__(reason)
+        self.after = after
+        self.counts = counts
+
+
+class _Dead(Exception):
+    pass
+
+
+class Notifier:
+    def __init__(
+        self,
+        writers: sessionmaker[Session],
+        settings: SlackSettings,
+        *,
+        client: WebClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.writers = writers
+        self.settings = settings
+        self.clock = clock
+        if client is None:
+            assert settings.bot_token is not None, "the notifier needs slack.bot_token"
+            client = WebClient(
+                token=Secret(settings.bot_token).get(),
+                base_url=settings.api_url,
+                timeout=int(settings.timeout_seconds),
+            )
+        self.client = client
+        self.wakeup = threading.Event()
+        self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(settings.senders, thread_name_prefix="slack-send")
+        self._thread: threading.Thread | None = None
+        self._dm_of: dict[str, str] = {}
+        #: Slack target (user or channel) -> not before: a 429 holds back that target only.
+        self._holds: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+        self.log = log.bind(component="notifier")
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                handled = self.run_once()
+            except Exception:
+                # The store is away or a bug: never die, look again shortly.
+                self.log.exception("notifier_pass_failed")
+                handled = 0
+            if not handled:
+                self.wakeup.wait(POLL_SECONDS)
+                self.wakeup.clear()
+
+    def run_once(self) -> int:
+        """Claim what is due, send it, record the outcomes; the number of rows handled."""
+        rows = self._claim()
+        if not rows:
+            return 0
+        by_conversation: dict[int | None, list[_Row]] = defaultdict(list)
+        for row in rows:
+            by_conversation[row.conversation_id].append(row)
+        outcomes: list[_Outcome] = []
+        for done in self._pool.map(self._send_in_order, by_conversation.values()):
+            outcomes.extend(done)
+        self._record(outcomes)
+        return len(rows)
+
+    # -- claiming and recording ---------------------------------------------------------------
+
+    def _claim(self) -> list[_Row]:
+        now = self.clock()
+        claimed: list[_Row] = []
+        with transaction(self.writers) as session:
+            query = (
+                select(OutboxItem)
+                .where(
+                    OutboxItem.status.in_(("pending", "sending")),
+                    OutboxItem.next_attempt_at <= now,
+                    OutboxItem.kind.in_(KINDS),
+                )
+                .order_by(OutboxItem.id)
+                .limit(CLAIM_LIMIT)
+                .with_for_update(skip_locked=True)
+            )
+            for item in session.scalars(query):
+                if self._held(item.payload, now):
+                    continue
+                lapsed = item.next_attempt_at - LEASE if item.status == "sending" else None
+                item.status = "sending"
+                item.next_attempt_at = now + LEASE
+                claimed.append(
+                    _Row(
+                        item.id,
+                        item.kind,
+                        item.idempotency_key,
+                        item.conversation_id,
+                        dict(item.payload),
+                        item.attempts,
+                        lapsed,
+                    )
+                )
+        return claimed
+
+    def _record(self, outcomes: list[_Outcome]) -> None:
+        now = self.clock()
+        with transaction(self.writers) as session:
+            for outcome in outcomes:
+                item = session.get(OutboxItem, outcome.id)
+                if item is None:
+                    continue
+                item.status = outcome.status
+                item.attempts = outcome.attempts
+                item.last_error = outcome.error[:2000]
+                if outcome.result:
+                    item.result = outcome.result
+                if outcome.status == "sent":
+                    item.sent_at = now
+                elif outcome.next_attempt_at is not None:
+                    item.next_attempt_at = outcome.next_attempt_at
+
+    def _held(self, payload: dict[str, Any], now: datetime) -> bool:
+        target = _target(payload)
+        with self._lock:
+            until = self._holds.get(target)
+        return until is not None and until > now
+
+    def _hold(self, target: str, until: datetime) -> None:
+        with self._lock:
+            self._holds[target] = max(until, self._holds.get(target, until))
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _send_in_order(self, rows: list[_Row]) -> list[_Outcome]:
+        """One conversation's rows, in order. An assignment ping sent here is remembered (by
+        agent) so that a reassignment later in the same pass can update it: it is not in the
+        store until this pass records it."""
+        outcomes = []
+        sent: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            outcome = self._send(row, sent)
+            outcomes.append(outcome)
+            if outcome.status == "sent" and row.kind == "slack.assignment":
+                sent[str(row.payload.get("agent") or "")] = outcome.result
+        return outcomes
+
+    def _send(self, row: _Row, sent: dict[str, dict[str, Any]]) -> _Outcome:
+        now = self.clock()
+        try:
+            result = self._deliver(row, now, sent)
+        except _Dead as dead:
+            self.log.error("ping_dead", outbox_id=row.id, kind=row.kind, reason=str(dead))
+            return _Outcome(row.id, "dead", row.attempts + 1, error=str(dead))
+        except _Retry as retry:
+            attempts = row.attempts + (1 if retry.counts else 0)
+            if attempts >= self.settings.max_attempts:
+                reason = f"gave up after {attempts} attempts: {retry}"
+                self.log.error("ping_dead", outbox_id=row.id, kind=row.kind, reason=reason)
+                return _Outcome(row.id, "dead", attempts, error=reason)
+            delay = retry.after or _backoff(attempts)
+            self.log.warning(
+                "ping_retry",
+                outbox_id=row.id,
+                kind=row.kind,
+                reason=str(retry),
+                attempts=attempts,
+                retry_in_seconds=round(delay.total_seconds(), 1),
+            )
+            return _Outcome(row.id, "pending", attempts, now + delay, error=str(retry))
+        self.log.info(
+            "ping_sent",
+            outbox_id=row.id,
+            kind=row.kind,
+            conversation_id=row.conversation_id,
+            channel=result.get("channel"),
+        )
+        return _Outcome(row.id, "sent", row.attempts + 1, result=result)
+
+    def _deliver(self, row: _Row, now: datetime, sent: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        payload = row.payload
+        target = _target(payload)
+        if not target:
+            raise _Dead(
+                f"no Slack user or channel to send to ({payload.get('target') or row.kind})"
+            )
+        try:
+            channel = self._channel_for(payload)
+            if row.lapsed_since is not None:
+                found = self._already_posted(channel, row.key, row.lapsed_since)
+                if found is not None:
+                    self.log.info("ping_found_after_restart", outbox_id=row.id, ts=found)
+                    return {"channel": channel, "ts": found, "recovered": True}
+            view = self._view(row.conversation_id)
+            message = _compose(row.kind, view, now, payload)
+            answer = self.client.chat_postMessage(
+                channel=channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                unfurl_links=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": row.key}},
+            )
+            result = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+            if row.kind == "slack.assignment" and payload.get("previous_agent"):
+                self._update_earlier(row, view, now, sent)
+            return result
+        except SlackApiError as error:
+            raise self._classify(error, target, now) from None
+        except (SlackClientError, OSError, TimeoutError) as error:
+            raise _Retry(f"Slack unreachable: {error}"[:300]) from None
+
+    def _channel_for(self, payload: dict[str, Any]) -> str:
+        user = payload.get("slack_user") or ""
+        if not user:
+            return str(payload.get("slack_channel") or "")
+        channel = self._dm_of.get(user)
+        if channel is None:
+            answer = self.client.conversations_open(users=user)
+            channel = str(answer["channel"]["id"])
+            self._dm_of[user] = channel
+        return channel
+
+    def _already_posted(self, channel: str, key: str, since: datetime) -> str | None:
+        """The ts of our message carrying `key` posted to `channel` since `since`, if any."""
+        oldest = f"{(since - timedelta(seconds=5)).timestamp():.6f}"
+        cursor: str | None = None
+        while True:
+            answer = self.client.conversations_history(
+                channel=channel, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = answer.get("messages", [])
+            for message in messages:
+                metadata = message.get("metadata") or {}
+                if (
+                    metadata.get("event_type") == METADATA_EVENT
+                    and (metadata.get("event_payload") or {}).get("key") == key
+                ):
+                    return str(message["ts"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+
+    def _update_earlier(
+        self, row: _Row, view: ConversationView, now: datetime, sent: dict[str, dict[str, Any]]
+    ) -> None:
+        """Turn the previous agent's ping into "reassigned to ...". Best effort: the new
+        agent's ping matters more than the old one's wording."""
+        earlier = sent.get(str(row.payload.get("previous_agent"))) or self._earlier_ping(row)
+        if earlier is None:
+            return
+        message = slack_messages.reassigned(view, now, str(row.payload.get("agent") or ""))
+        try:
+            self.client.chat_update(
+                channel=earlier["channel"],
+                ts=earlier["ts"],
+                text=message["text"],
+                blocks=message["blocks"],
+            )
+        except (SlackApiError, SlackClientError, OSError) as error:
+            self.log.warning("ping_update_failed", outbox_id=row.id, reason=str(error)[:300])
+
+    def _earlier_ping(self, row: _Row) -> dict[str, str] | None:
+        previous = row.payload.get("previous_agent")
+        with self.writers() as session:
+            items = session.scalars(
+                select(OutboxItem)
+                .where(
+                    OutboxItem.conversation_id == row.conversation_id,
+                    OutboxItem.kind == "slack.assignment",
+                    OutboxItem.status == "sent",
+                    OutboxItem.id < row.id,
+                )
+                .order_by(OutboxItem.id.desc())
+                .limit(20)
+            )
+            for item in items:
+                if item.payload.get("agent") == previous and item.result.get("ts"):
+                    return {"channel": item.result["channel"], "ts": item.result["ts"]}
+        return None
+
+    def _classify(self, error: SlackApiError, target: str, now: datetime) -> Exception:
+        response = error.response
+        status = response.status_code
+        code = str(response.get("error", "")) if isinstance(response.data, dict) else ""
+        if status == 429:
+            after = timedelta(seconds=_retry_after(response.headers))
+            self._hold(target, now + after)
+            return _Retry(f"rate limited by Slack for {after.seconds} s", after=after, counts=False)
+        if status >= 500:
+            return _Retry(f"Slack answered HTTP {status}")
+        if code in PERMANENT_ERRORS:
+            return _Dead(f"Slack refused it: {code}")
+        if code in ("invalid_auth", "not_authed", "token_revoked", "token_expired"):
+            self.log.error("slack_token_refused", error=code)
+        return _Retry(f"Slack answered {code or status}")
+
+    def _view(self, conversation_id: int | None) -> ConversationView:
+        with self.writers() as session:
+            return conversation_view(session, conversation_id, self.settings.desk_url)
+
+
+def conversation_view(
+    session: Session, conversation_id: int | None, desk_url: str
+) -> ConversationView:
+    conversation = session.get(Conversation, conversation_id) if conversation_id else None
+    if conversation is None:
+        return ConversationView(0, "", "(conversation gone)", "normal", "", "", "", "", None)
+    contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
+    last = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.direction == "in")
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    customer = ""
+    if last is not None:
+        name, address = last.from_name, last.from_address
+        customer = f"{name} <{address}>" if name and address else name or address
+    if not customer and contact is not None:
+        customer = contact.name
+    waiting = conversation.last_customer_message_at
+    if waiting is not None and waiting.tzinfo is None:
+        waiting = waiting.replace(tzinfo=UTC)
+    return ConversationView(
+        id=conversation.id,
+        channel=conversation.channel,
+        subject=conversation.subject,
+        priority=conversation.priority,
+        language=conversation.language,
+        status=conversation.status,
+        customer=customer,
+        snippet=(last.new_text or last.text) if last is not None else "",
+        waiting_since=waiting,
+        link=desk_url.format(id=conversation.id) if desk_url else "",
+    )
+
+
+def _compose(
+    kind: str, view: ConversationView, now: datetime, payload: dict[str, Any]
+) -> dict[str, Any]:
+    rule = str(payload.get("rule") or "")
+    if kind == "slack.assignment":
+        return slack_messages.assignment(view, now, rule, str(payload.get("why") or ""))
+    if kind == "slack.queued":
+        skipped = payload.get("skipped") or {}
+        return slack_messages.queued(view, now, str(payload.get("team") or ""), rule, skipped)
+    return slack_messages.notice(view, now, str(payload.get("text") or ""), rule)
+
+
+def _target(payload: dict[str, Any]) -> str:
+    return str(payload.get("slack_user") or payload.get("slack_channel") or "")
+
+
+def _retry_after(headers: Any) -> float:
+    """Slack's Retry-After (seconds); 1 when absent or unreadable."""
+    value = None
+    if headers:
+        for name, content in dict(headers).items():
+            if str(name).lower() == "retry-after":
+                value = content[0] if isinstance(content, list | tuple) else content
+    try:
+        return max(1.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(MAX_BACKOFF.total_seconds(), 2.0 ** min(attempts, 20))
+    return timedelta(seconds=seconds * random.uniform(0.5, 1.0))

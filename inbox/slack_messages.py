@@ -1,0 +1,149 @@
+"""What an agent sees in Slack: the ping's Block Kit, built from a snapshot of the conversation.
+
+Pure functions, no I/O: the notifier reads the snapshot, these turn it into blocks. An agent
+decides from the notification alone whether to drop what they are doing, so it says who wrote,
+on which channel, about what, how urgent, in which language, how long they have waited, a
+snippet of their words, and which rule sent it here. Slack's `text` is the fallback shown in
+notifications and screen readers, so it carries the essentials too.
+
+Customer text is untrusted: it is escaped (&, <, >) so a message cannot mention @channel or
+forge a link, and cut to fit Slack's limits (3,000 characters a section).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+SNIPPET_CHARS = 300
+CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "chat": "Slack"}
+PRIORITY_MARKS = {"urgent": "🔴 urgent", "high": "🟠 high", "normal": "normal", "low": "low"}
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """The facts of a conversation a ping shows, read when the ping is sent."""
+
+    id: int
+    channel: str
+    subject: str
+    priority: str
+    language: str
+    status: str
+    customer: str
+    snippet: str
+    #: When the customer's oldest unanswered message came; None when not known.
+    waiting_since: datetime | None
+    link: str = ""
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn control characters, so customer text stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def waited(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "just now"
+    seconds = max(0, int((now - since) / timedelta(seconds=1)))
+    if seconds < 60:
+        return "just now"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _title(view: ConversationView) -> str:
+    subject = _clip(view.subject, 150) or "(no subject)"
+    return f"#{view.id} {escape(subject)}"
+
+
+def _facts(view: ConversationView, now: datetime, rule: str) -> list[dict[str, Any]]:
+    facts = [
+        ("Customer", escape(_clip(view.customer, 120)) or "unknown"),
+        ("Channel", CHANNEL_LABELS.get(view.channel, view.channel)),
+        ("Priority", PRIORITY_MARKS.get(view.priority, view.priority)),
+        ("Language", view.language or "not detected"),
+        ("Waiting", waited(view.waiting_since, now)),
+        ("Routed by", f"rule `{escape(rule)}`" if rule else "a person"),
+    ]
+    return [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in facts]
+
+
+def _body(headline: str, view: ConversationView, now: datetime, rule: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+        {"type": "section", "fields": _facts(view, now, rule)},
+    ]
+    if view.snippet:
+        quoted = "\n".join(
+            "> " + line for line in escape(_clip(view.snippet, SNIPPET_CHARS)).split("\n")
+        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quoted}})
+    where = (
+        f"<{view.link}|Open #{view.id}>" if view.link else f"`inbox conversations show {view.id}`"
+    )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": where}]})
+    return blocks
+
+
+def assignment(view: ConversationView, now: datetime, rule: str, why: str) -> dict[str, Any]:
+    """The DM to the agent a conversation was assigned to."""
+    headline = f"*Assigned to you:* {_title(view)}"
+    blocks = _body(headline, view, now, rule)
+    if why:
+        blocks.insert(2, _context(f"Matched: {escape(_clip(why, 200))}"))
+    text = (
+        f"Assigned to you: #{view.id} {_clip(view.subject, 100)} "
+        f"({view.priority}, {CHANNEL_LABELS.get(view.channel, view.channel)}, "
+        f"waiting {waited(view.waiting_since, now)})"
+    )
+    return {"text": text, "blocks": blocks}
+
+
+def reassigned(view: ConversationView, now: datetime, new_agent: str) -> dict[str, Any]:
+    """What the earlier ping becomes once the conversation went to someone else."""
+    headline = f"~Assigned to you~ *Reassigned to {escape(new_agent)}:* {_title(view)}"
+    return {
+        "text": f"#{view.id} was reassigned to {new_agent}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+            _context(f"Reassigned {now:%Y-%m-%d %H:%M} UTC; no action needed from you."),
+        ],
+    }
+
+
+def queued(
+    view: ConversationView, now: datetime, team: str, rule: str, skipped: dict[str, str]
+) -> dict[str, Any]:
+    """To the team's channel when none of its agents could take the conversation."""
+    headline = f"*Waiting for {escape(team)}, nobody free:* {_title(view)}"
+    blocks = _body(headline, view, now, rule)
+    if skipped:
+        reasons = "; ".join(f"{escape(a)}: {escape(r)}" for a, r in list(skipped.items())[:10])
+        blocks.insert(2, _context(_clip(f"Passed over: {reasons}", 2900)))
+    text = f"#{view.id} waits in {team}'s queue: {_clip(view.subject, 100)}"
+    return {"text": text, "blocks": blocks}
+
+
+def notice(view: ConversationView, now: datetime, text: str, rule: str) -> dict[str, Any]:
+    """A rule's `notify` action: its own text, with the conversation's facts under it."""
+    headline = f"{escape(_clip(text, 500))}: {_title(view)}" if text else _title(view)
+    return {
+        "text": f"{_clip(text, 200)} #{view.id}".strip(),
+        "blocks": _body(headline, view, now, rule),
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
