@@ -2,7 +2,8 @@
 
 The answer to "why is this assigned to Aino?" is the latest decision that set each thing, with
 the rule's name and what it matched: each rule decision is an event (rules/apply.py), so this
-reads them back rather than keeping a second record.
+reads them back rather than keeping a second record. A person's decision (`inbox conversations
+assign|unassign`, actor "person:NAME") is an event too: whichever decided last explains.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+#: The actor of a person's decision: "person:aino".
+PERSON = "person:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,7 @@ def explain(
             latest.pop(("tag", str(event.detail.get("tag"))), None)
         elif event.kind == "priority_set":
             latest[("priority", "")] = event
-        elif event.kind in ("assigned", "queued"):
+        elif event.kind in ("assigned", "queued", "unassigned"):
             latest[("assignment", "")] = event
     lines = []
     for tag in tags:
@@ -44,7 +48,9 @@ def explain(
     if prioritized is not None and prioritized.detail.get("to") == priority:
         lines.append(f"priority {priority}: {_by(prioritized)}")
     decided = latest.get(("assignment", ""))
-    if decided is not None:
+    if decided is not None and decided.actor.startswith(PERSON):
+        lines.extend(_by_person(decided, assignee))
+    elif decided is not None:
         event, detail = decided, decided.detail
         if event.kind == "assigned" and detail.get("agent") == assignee:
             how = (
@@ -59,6 +65,19 @@ def explain(
                 f"could take it{_skipped(detail, prefix=': ')}"
             )
     return lines
+
+
+def _by_person(event: EventView, assignee: str) -> list[str]:
+    detail = event.detail
+    person = event.actor.removeprefix(PERSON)
+    note = f" ({detail['note']})" if detail.get("note") else ""
+    if event.kind == "assigned" and detail.get("agent") == assignee:
+        team = f" in team {detail['team']}" if detail.get("team") else ""
+        warning = f"; assigned although {detail['warning']}" if detail.get("warning") else ""
+        return [f"assigned to {assignee}{team}: by {person}{note}{warning}"]
+    if event.kind == "unassigned" and not assignee:
+        return [f"unassigned from {detail.get('from') or '?'}: by {person}{note}"]
+    return []
 
 
 def _by(event: EventView) -> str:
