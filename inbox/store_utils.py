@@ -12,18 +12,21 @@ from sqlalchemy.orm import Session
 def insert_ignore_many(
     session: Session, model: type[Any], rows: Sequence[dict[str, Any]], conflict_columns: list[str]
 ) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, in multi-row statements, for rows that several
-    workers may write at once (content-addressed blobs, tags, outbox items with an idempotency
-    key): the second writer must not fail the whole batch."""
+    """INSERT ... ON CONFLICT DO NOTHING for rows that several workers may write at once
+    (content-addressed blobs, tags, outbox items with an idempotency key): the second writer
+    must not fail the whole batch.
+
+    One Core statement executed for many rows: compiled once and cached. A multi-row VALUES
+    built per batch, as this was, compiled anew every time, and through the ORM's bulk path:
+    measured 1.25 s of 4.6 s storing 4,000 messages with rules (bench/imap.py, profiled)."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    width = max(1, len(rows[0]))
-    # Under SQLite's 32,766 bound parameters a statement.
-    for chunk in chunked(rows, max(1, 30_000 // width)):
-        statement = module.insert(model).values(list(chunk))
-        session.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
+    statement = module.insert(model.__table__).on_conflict_do_nothing(
+        index_elements=conflict_columns
+    )
+    session.execute(statement, list(rows))
 
 
 T = TypeVar("T")
