@@ -135,9 +135,10 @@ def slack_text(text: str, names: dict[str, str] | None = None) -> str:
             return "#" + (label or target[1:])
         if target.startswith("!"):
             return "@" + (label or target[1:].split("^")[0])
-        if label and label != target:
-            return f"{label} ({target.removeprefix('mailto:')})"
-        return target.removeprefix("mailto:")
+        address = target.removeprefix("mailto:")
+        if label and label != address:
+            return f"{label} ({address})"
+        return address
 
     plain = _ANGLED.sub(readable, text)
     return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
