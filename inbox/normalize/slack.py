@@ -29,6 +29,8 @@ DEFAULT_LANGUAGES = ("en", "fi", "et", "sv", "de", "fr", "es", "ru", "el")
 MAX_TEXT_CHARS = 40_000
 MAX_SUBJECT_CHARS = 120
 _ANGLED = re.compile(r"<([^<>]*)>")
+#: Links, addresses, mentions and channel names: letters that say nothing of the language.
+_NOT_PROSE = re.compile(r"\S*(?:://|@|#)\S*")
 
 
 def normalize_slack(
@@ -108,7 +110,7 @@ def _normalize(envelope: dict[str, Any], languages: Sequence[str]) -> Normalized
         new_text=split.new_text or text,
         quoted_text=split.quoted_text,
         signature=split.signature,
-        language=detect_language(split.new_text or text, languages),
+        language=detect_language(_NOT_PROSE.sub(" ", split.new_text or text), languages),
         flags=AutoFlags(auto_submitted=True, reasons=("slack bot",)) if bot else AutoFlags(),
         headers=_headers(envelope, message),
         content_hash=hashlib.sha256(
