@@ -43,7 +43,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.signature import SignatureVerifier
 
 from connectors.base import ConnectorConfig
-from connectors.spool import Spool
+from connectors.spool import Spool, SpoolEntry, spool_batches
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
 from inbox.webhook import Handler, WebRequest, WebResponse, text
@@ -174,7 +174,7 @@ class SlackConnector:
     # -- fetching ----------------------------------------------------------------------------
 
     def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
-        yield from self._from_spool(batch_size)
+        yield from spool_batches(self.spool, self.name, batch_size, self._event_messages)
         if time.monotonic() < self._next_catchup:
             return
         # Set before the work: a failure below leaves it at 0 through the daemon's backoff.
@@ -208,23 +208,10 @@ class SlackConnector:
             )
         return self._client
 
-    def _from_spool(self, batch_size: int) -> Iterator[Batch]:
-        entries = self.spool.pending()
-        for start in range(0, len(entries), batch_size):
-            chunk = entries[start : start + batch_size]
-            raws: list[RawMessage] = []
-            for entry in chunk:
-                raws.extend(self._event_messages(entry.name, entry.body, entry.received_at))
-            yield Batch(
-                connector=self.name,
-                messages=raws,
-                acknowledge=[entry.name for entry in chunk],
-                remaining=len(entries) - start - len(chunk),
-            )
-
-    def _event_messages(self, name: str, body: bytes, received: float) -> list[RawMessage]:
+    def _event_messages(self, entry: SpoolEntry) -> list[RawMessage]:
         """The messages in one spooled event: none (not ours to keep), one, or an unreadable
         event kept raw with the reason."""
+        name, body, received = entry.name, entry.body, entry.received_at
         try:
             envelope = json.loads(body)
             event = envelope["event"]

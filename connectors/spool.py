@@ -17,8 +17,11 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from inbox.raw import Batch, RawMessage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -112,6 +115,28 @@ class Spool:
                         os.unlink(item.path)
                 except FileNotFoundError:
                     continue
+
+
+def spool_batches(
+    spool: Spool,
+    connector: str,
+    batch_size: int,
+    messages_of: Callable[[SpoolEntry], list[RawMessage]],
+) -> Iterator[Batch]:
+    """What waits in the spool, as batches whose `acknowledge` names their entries: the
+    connector's `acknowledge` passes them to `Spool.done` once the batch is committed."""
+    entries = spool.pending()
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start : start + batch_size]
+        raws: list[RawMessage] = []
+        for entry in chunk:
+            raws.extend(messages_of(entry))
+        yield Batch(
+            connector=connector,
+            messages=raws,
+            acknowledge=[entry.name for entry in chunk],
+            remaining=len(entries) - start - len(chunk),
+        )
 
 
 def _fsync_directory(path: Path) -> None:

@@ -16,13 +16,22 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from inbox.config import Settings
 from inbox.contacts import IdentityResolver
-from inbox.models import Attachment, Base, Blob, Conversation, Event, Message, RawRecord
+from inbox.models import (
+    Attachment,
+    Base,
+    Blob,
+    Contact,
+    Conversation,
+    Event,
+    Message,
+    RawRecord,
+)
 from inbox.normalize.subject import normalize_subject
 from inbox.normalize.types import NormalizedMessage
 from inbox.prepare import Prepared
@@ -425,6 +434,7 @@ class BatchWriter:
         self._arrivals.append(
             (message, decision.conversation is None, was_closed, conversation.message_count)
         )
+        self._record_sms_keyword(normalized, conversation, message, contact_id, message_time)
         self.threader.remember(normalized.message_id[:998], conversation)
         if normalized.thread_key:
             self.threader.remember_key(normalized.thread_key, conversation)
@@ -432,6 +442,30 @@ class BatchWriter:
         self._new_by_external[raw.external_id] = message
         self.conversations.append(conversation)
         return message
+
+    def _record_sms_keyword(
+        self,
+        normalized: NormalizedMessage,
+        conversation: Conversation,
+        message: _NewMessage,
+        contact_id: int | None,
+        when: datetime,
+    ) -> None:
+        """STOP, START, HELP (and their like, see inbox/normalize/sms.py) on the contact, with
+        an event saying which number they wrote to: nobody may text a customer who opted out."""
+        word = dict(normalized.headers).get("x-sms-keyword", "")
+        if not word or contact_id is None:
+            return
+        if word in ("stop", "start"):
+            self.session.execute(
+                update(Contact)
+                .where(Contact.id == contact_id)
+                .values(sms_opted_out_at=when if word == "stop" else None)
+            )
+        kind = {"stop": "sms_opted_out", "start": "sms_opted_in"}.get(word, "sms_help")
+        ours = normalized.to[0].address if normalized.to else ""
+        self._event(kind, conversation, message, {"keyword": normalized.text[:40], "to": ours})
+        self.log.info(kind, conversation_id=conversation.id, contact_id=contact_id)
 
     def _open_conversation(
         self,

@@ -80,6 +80,8 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set when they texted STOP (or its like), cleared by START: no SMS may go to them.
+    sms_opted_out_at: Mapped[datetime | None] = mapped_column()
 
     identities: Mapped[list[Identity]] = relationship(back_populates="contact")
 

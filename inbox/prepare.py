@@ -22,6 +22,7 @@ import structlog
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
 from inbox.normalize.slack import normalize_slack
+from inbox.normalize.sms import normalize_sms
 from inbox.normalize.types import NormalizedMessage
 from inbox.raw import RawMessage
 
@@ -47,6 +48,8 @@ def prepare(raw: RawMessage, languages: Sequence[str]) -> Prepared:
     try:
         if raw.channel == "chat":
             normalized = normalize_slack(raw.payload, languages=languages)
+        elif raw.channel == "sms":
+            normalized = normalize_sms(raw.payload, languages=languages)
         else:
             normalized = normalize_email(raw.payload, languages=languages)
     except Exception as error:  # the normalizer must never raise; if it does, keep the bytes
