@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox import slack_messages
@@ -170,8 +170,14 @@ class Notifier:
         by_conversation: dict[int | None, list[_Row]] = defaultdict(list)
         for row in rows:
             by_conversation[row.conversation_id].append(row)
+        with self.writers() as session:
+            views = conversation_views(
+                session, [c for c in by_conversation if c is not None], self.settings.desk_url
+            )
         outcomes: list[_Outcome] = []
-        for done in self._pool.map(self._send_in_order, by_conversation.values()):
+        for done in self._pool.map(
+            lambda group: self._send_in_order(group, views), by_conversation.values()
+        ):
             outcomes.extend(done)
         self._record(outcomes)
         return len(rows)
@@ -213,21 +219,24 @@ class Notifier:
         return claimed
 
     def _record(self, outcomes: list[_Outcome]) -> None:
+        """One executemany UPDATE by primary key for the whole pass (a load and a flush per
+        row cost 0.66 ms each: a third of a ping's time, measured with bench/notify.py)."""
         now = self.clock()
-        with transaction(self.writers) as session:
-            for outcome in outcomes:
-                item = session.get(OutboxItem, outcome.id)
-                if item is None:
-                    continue
-                item.status = outcome.status
-                item.attempts = outcome.attempts
-                item.last_error = outcome.error[:2000]
-                if outcome.result:
-                    item.result = outcome.result
-                if outcome.status == "sent":
-                    item.sent_at = now
-                elif outcome.next_attempt_at is not None:
-                    item.next_attempt_at = outcome.next_attempt_at
+        rows = [
+            {
+                "id": outcome.id,
+                "status": outcome.status,
+                "attempts": outcome.attempts,
+                "last_error": outcome.error[:2000],
+                "result": outcome.result,
+                "sent_at": now if outcome.status == "sent" else None,
+                "next_attempt_at": outcome.next_attempt_at or now,
+            }
+            for outcome in outcomes
+        ]
+        if rows:
+            with transaction(self.writers) as session:
+                session.execute(update(OutboxItem), rows)
 
     def _held(self, payload: dict[str, Any], now: datetime) -> bool:
         target = _target(payload)
@@ -241,23 +250,26 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def _send_in_order(self, rows: list[_Row]) -> list[_Outcome]:
+    def _send_in_order(
+        self, rows: list[_Row], views: dict[int, ConversationView]
+    ) -> list[_Outcome]:
         """One conversation's rows, in order. An assignment ping sent here is remembered (by
         agent) so that a reassignment later in the same pass can update it: it is not in the
         store until this pass records it."""
         outcomes = []
         sent: dict[str, dict[str, Any]] = {}
         for row in rows:
-            outcome = self._send(row, sent)
+            view = views.get(row.conversation_id or 0) or _GONE
+            outcome = self._send(row, view, sent)
             outcomes.append(outcome)
             if outcome.status == "sent" and row.kind == "slack.assignment":
                 sent[str(row.payload.get("agent") or "")] = outcome.result
         return outcomes
 
-    def _send(self, row: _Row, sent: dict[str, dict[str, Any]]) -> _Outcome:
+    def _send(self, row: _Row, view: ConversationView, sent: dict[str, dict[str, Any]]) -> _Outcome:
         now = self.clock()
         try:
-            result = self._deliver(row, now, sent)
+            result = self._deliver(row, view, now, sent)
         except _Dead as dead:
             self.log.error("ping_dead", outbox_id=row.id, kind=row.kind, reason=str(dead))
             return _Outcome(row.id, "dead", row.attempts + 1, error=str(dead))
@@ -286,7 +298,9 @@ class Notifier:
         )
         return _Outcome(row.id, "sent", row.attempts + 1, result=result)
 
-    def _deliver(self, row: _Row, now: datetime, sent: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _deliver(
+        self, row: _Row, view: ConversationView, now: datetime, sent: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         payload = row.payload
         target = _target(payload)
         if not target:
@@ -300,7 +314,6 @@ class Notifier:
                 if found is not None:
                     self.log.info("ping_found_after_restart", outbox_id=row.id, ts=found)
                     return {"channel": channel, "ts": found, "recovered": True}
-            view = self._view(row.conversation_id)
             message = _compose(row.kind, view, now, payload)
             answer = self.client.chat_postMessage(
                 channel=channel,
@@ -403,24 +416,43 @@ class Notifier:
             self.log.error("slack_token_refused", error=code)
         return _Retry(f"Slack answered {code or status}")
 
-    def _view(self, conversation_id: int | None) -> ConversationView:
-        with self.writers() as session:
-            return conversation_view(session, conversation_id, self.settings.desk_url)
+
+_GONE = ConversationView(0, "", "(conversation gone)", "normal", "", "", "", "", None)
 
 
-def conversation_view(
-    session: Session, conversation_id: int | None, desk_url: str
+def conversation_views(
+    session: Session, conversation_ids: list[int], desk_url: str
+) -> dict[int, ConversationView]:
+    """What the pings of these conversations show, in three queries for all of them."""
+    ids = sorted(set(conversation_ids))
+    conversations = {
+        c.id: c for c in session.scalars(select(Conversation).where(Conversation.id.in_(ids)))
+    }
+    contact_ids = {c.contact_id for c in conversations.values() if c.contact_id}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    newest = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(ids), Message.direction == "in")
+        .group_by(Message.conversation_id)
+    )
+    lasts = {
+        m.conversation_id: m for m in session.scalars(select(Message).where(Message.id.in_(newest)))
+    }
+    return {
+        cid: _view_of(conversation, contacts, lasts.get(cid), desk_url)
+        for cid, conversation in conversations.items()
+    }
+
+
+def _view_of(
+    conversation: Conversation,
+    contacts: dict[int, Contact],
+    last: Message | None,
+    desk_url: str,
 ) -> ConversationView:
-    conversation = session.get(Conversation, conversation_id) if conversation_id else None
-    if conversation is None:
-        return ConversationView(0, "", "(conversation gone)", "normal", "", "", "", "", None)
-    contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
-    last = session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation.id, Message.direction == "in")
-        .order_by(Message.id.desc())
-        .limit(1)
-    ).first()
+    contact = contacts.get(conversation.contact_id) if conversation.contact_id else None
     customer = ""
     if last is not None:
         name, address = last.from_name, last.from_address
