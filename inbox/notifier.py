@@ -481,7 +481,14 @@ def _compose(
 ) -> dict[str, Any]:
     rule = str(payload.get("rule") or "")
     if kind == "slack.assignment":
-        return slack_messages.assignment(view, now, rule, str(payload.get("why") or ""))
+        return slack_messages.assignment(
+            view,
+            now,
+            rule,
+            str(payload.get("why") or ""),
+            by=str(payload.get("by") or ""),
+            note=str(payload.get("note") or ""),
+        )
     if kind == "slack.queued":
         skipped = payload.get("skipped") or {}
         return slack_messages.queued(view, now, str(payload.get("team") or ""), rule, skipped)

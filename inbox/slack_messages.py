@@ -68,22 +68,24 @@ def _title(view: ConversationView) -> str:
     return f"#{view.id} {escape(subject)}"
 
 
-def _facts(view: ConversationView, now: datetime, rule: str) -> list[dict[str, Any]]:
+def _facts(view: ConversationView, now: datetime, rule: str, by: str = "") -> list[dict[str, Any]]:
     facts = [
         ("Customer", escape(_clip(view.customer, 120)) or "unknown"),
         ("Channel", CHANNEL_LABELS.get(view.channel, view.channel)),
         ("Priority", PRIORITY_MARKS.get(view.priority, view.priority)),
         ("Language", view.language or "not detected"),
         ("Waiting", waited(view.waiting_since, now)),
-        ("Routed by", f"rule `{escape(rule)}`" if rule else "a person"),
+        ("Routed by", f"rule `{escape(rule)}`" if rule else escape(by) or "a person"),
     ]
     return [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in facts]
 
 
-def _body(headline: str, view: ConversationView, now: datetime, rule: str) -> list[dict[str, Any]]:
+def _body(
+    headline: str, view: ConversationView, now: datetime, rule: str, by: str = ""
+) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
-        {"type": "section", "fields": _facts(view, now, rule)},
+        {"type": "section", "fields": _facts(view, now, rule, by)},
     ]
     if view.snippet:
         quoted = "\n".join(
@@ -97,11 +99,16 @@ def _body(headline: str, view: ConversationView, now: datetime, rule: str) -> li
     return blocks
 
 
-def assignment(view: ConversationView, now: datetime, rule: str, why: str) -> dict[str, Any]:
-    """The DM to the agent a conversation was assigned to."""
+def assignment(
+    view: ConversationView, now: datetime, rule: str, why: str, by: str = "", note: str = ""
+) -> dict[str, Any]:
+    """The DM to the agent a conversation was assigned to, by a rule (what it matched) or by
+    a person (`by`, with their note)."""
     headline = f"*Assigned to you:* {_title(view)}"
-    blocks = _body(headline, view, now, rule)
-    if why:
+    blocks = _body(headline, view, now, rule, by)
+    if by and note:
+        blocks.insert(2, _context(f"{escape(by)}: {escape(_clip(note, 300))}"))
+    elif why and not by:
         blocks.insert(2, _context(f"Matched: {escape(_clip(why, 200))}"))
     text = (
         f"Assigned to you: #{view.id} {_clip(view.subject, 100)} "

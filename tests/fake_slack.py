@@ -239,6 +239,7 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
@@ -763,6 +764,37 @@ class FakeSlack:
         if not channel_id or channel_id not in self._channels:
             raise SlackError("channel_not_found")
         return {"ok": True, "channel": dict(self._channels[channel_id])}
+
+    def _conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Channels the bot can see, by `types` (default public_channel), paged by an opaque
+        cursor; Slack may return fewer than `limit` on a page and still have more."""
+        wanted = set(str(args.get("types") or "public_channel").split(","))
+        unknown = wanted - {"public_channel", "private_channel", "mpim", "im"}
+        if unknown:
+            raise SlackError("invalid_types")
+        limit = _limit(args.get("limit"), HISTORY_DEFAULT_LIMIT, 1000)
+        offset = 0
+        if args.get("cursor"):
+            try:
+                offset = int(base64.b64decode(str(args["cursor"])).decode().partition(":")[2])
+            except (ValueError, UnicodeDecodeError):
+                raise SlackError("invalid_cursor") from None
+
+        def kind(channel: dict[str, Any]) -> str:
+            if channel["is_im"]:
+                return "im"
+            return "private_channel" if channel["is_private"] else "public_channel"
+
+        matching = [
+            dict(c)
+            for c in sorted(self._channels.values(), key=lambda c: c["id"])
+            if kind(c) in wanted
+            and not (_truthy(args.get("exclude_archived")) and c["is_archived"])
+        ]
+        page = matching[offset : offset + limit]
+        more = offset + limit < len(matching)
+        cursor = base64.b64encode(f"offset:{offset + limit}".encode()).decode() if more else ""
+        return {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
 
     def _readable_channel(self, args: dict[str, Any]) -> dict[str, Any]:
         channel_id = args.get("channel")

@@ -268,3 +268,24 @@ def test_least_loaded_counts_what_a_person_assigned(
     invoke(store, config, "unassign", str(conversation_id), "--by", "esko")
     ingest(pipeline, raw(mail(message_id="l2", sender="l2@example.fi", subject="[loaded] 2")))
     assert conversation_of(store, "l2").assignee == "aino"
+
+
+def test_a_persons_assignment_reaches_the_agent_as_theirs_with_the_note(
+    store: Store, config: Path, conversation_id: int
+) -> None:
+    from slack_sdk import WebClient
+
+    from inbox.config import SlackSettings
+    from inbox.notifier import Notifier
+    from tests.fake_slack import FakeSlack
+
+    invoke(store, config, "assign", str(conversation_id), "aino", "--by", "esko", "--note", "VIP")
+    with FakeSlack() as slack:
+        slack.add_user("U1", name="aino")
+        client = WebClient(token=slack.bot_token, base_url=slack.url)
+        assert Notifier(store.writers, SlackSettings(), client=client).run_once() == 1
+        [ping] = slack.messages(slack.dm_channel("U1") or "")
+    shown = str(ping["blocks"])
+    assert "*Routed by*\\nesko" in shown
+    assert "esko: VIP" in shown
+    assert "Matched" not in shown

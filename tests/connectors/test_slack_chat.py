@@ -421,3 +421,25 @@ def test_a_rate_limited_catch_up_waits_for_retry_after_and_finishes(
     assert sync(store, connector_for(slack, tmp_path)) == 5
     assert time.monotonic() - started >= 1.0
     assert [c.status for c in slack.calls_to("conversations.history")][:2] == [429, 200]
+
+
+def test_direct_messages_to_the_bot_are_one_conversation_and_agents_dms_are_not_customers(
+    store: Store, slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.add_channel("D0ANNA", is_im=True, user="UANNA")
+    slack.add_channel("D0AGENT", is_im=True, user="UAGENT")
+    for number in range(3):
+        slack.add_channel(f"D0X{number}", is_im=True, user="UMART")  # DMs with nothing in them
+    slack.post("D0ANNA", "Hi, can I change my plan?", user="UANNA")
+    slack.post("D0ANNA", "To the yearly one", user="UANNA")
+    slack.post("D0AGENT", "Assigned to you: #7", user=slack.bot_user, bot_id=slack.bot_id)
+    slack.post("D0AGENT", "thanks, on it", user="UAGENT")
+    connector = connector_for(slack, tmp_path, dms=True, channels=[])
+    assert sync(store, connector) == 2
+    with store.readers() as session:
+        conversations = set(session.scalars(select(Message.conversation_id)))
+        channel = session.scalars(select(Conversation.thread_key)).one()
+    assert len(conversations) == 1
+    assert channel == "slack:D0ANNA"
+    [listing, *_] = slack.calls_to("conversations.list")
+    assert listing.args["types"] == "im"
