@@ -287,11 +287,13 @@ def test_stop_and_start_are_recorded_on_the_contact(
 # -- in a running daemon ------------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
+def wait_for(
+    condition: Callable[[], Any], what: str, timeout: float = 30.0, state: Callable[[], Any] = str
+) -> None:
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"waited {timeout} s for {what}")
+            raise AssertionError(f"waited {timeout} s for {what}; {state()}")
         time.sleep(0.02)
 
 
@@ -327,13 +329,13 @@ def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
         message = twilio.receive(f"+35840765432{number}", OURS, f"Live {number}")
         params = twilio.webhook_params(message, api_base=TWILIO_API)
         assert post(daemon.web, params, twilio.sign(PUBLIC_URL, params))[0] == 200
-    wait_for(lambda: stored() == 3, "3 webhooks to be stored")
+    wait_for(lambda: stored() == 3, "3 webhooks to be stored", state=lambda: texts(store))
     stop(daemon, thread)
 
     missed = [twilio.receive(f"+35840111000{n}", OURS, f"While down {n}") for n in range(5)]
     daemon, thread = start()
     try:
-        wait_for(lambda: stored() == 8, "the catch-up")
+        wait_for(lambda: stored() == 8, "the catch-up", state=lambda: texts(store))
         # Twilio's own retries of the missed webhooks arrive late: nothing twice.
         assert daemon.web is not None
         for message in missed:
