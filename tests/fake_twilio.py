@@ -2,9 +2,9 @@
 
 Twilio cannot be reached from here, so this small server stands in for ``https://api.twilio.com``
 (STYLE.md: fakes only for services that cannot run here). The library is not patched: its
-pluggable HTTP client rewrites the host (``fake.http_client()`` is one such client). The fake
-answers the way Twilio documents and the way twilio-python 9 reads it, so code under test cannot
-lean on anything Twilio would not do:
+pluggable HTTP client rewrites the host (``connectors.twilio_http.RoutedHttpClient(fake.url)``,
+or ``fake.http_client()`` which does only that). The fake answers the way Twilio documents and
+the way twilio-python 9 reads it, so code under test cannot lean on anything Twilio would not do:
 
 - HTTP Basic auth with AccountSid:AuthToken, or an API key (``add_api_key``) with the account in
   the path. Missing or wrong credentials: 401 ``{"code": 20003, "message": "Authenticate", ...}``
@@ -23,12 +23,18 @@ lean on anything Twilio would not do:
   asks for "after 10:15" therefore gets the whole day, and must drop what it already has.
 - ``GET .../Messages/{Sid}/Media/{MediaSid}`` (no ``.json``) needs Basic auth (the account
   setting "Enforce HTTP Auth on Media URLs") and answers, like Twilio, with a 307 redirect to
-  an unauthenticated, unguessable CDN URL (``media_redirect=False`` serves the bytes directly).
+  ``/cdn/{MediaSid}`` on this server, which serves the bytes without auth, but only once an
+  authenticated request was redirected there (``media_redirect=False`` serves them directly).
+- ``webhook_params`` writes ``MediaUrlN`` on ``https://api.twilio.com``, as Twilio does: the code
+  under test must route that host itself (``fake.local(url)`` does it for a test).
 - ``fail_next`` answers 429 or 5xx with Twilio's error JSON (and ``Retry-After``), records the
   call and changes nothing.
 - ``POST .../Messages.json`` sends a message: answered ``queued`` with ``date_sent`` null, then
   kept as ``sent`` (the fake delivers at once), so listings mix outbound with inbound as a real
   account's log does. Outbound ``MediaUrl`` values are checked for presence, never fetched.
+  ``send_outbound`` puts such a message in the log without a request.
+- ``numbers`` (optional) are the account's phone numbers: with them, ``receive`` refuses other
+  ``To`` numbers and sending refuses other ``From`` numbers; without them any number is ours.
 
 Usage::
 
@@ -69,6 +75,8 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 #: Twilio accepts at most ten media with one MMS.
 MAX_MEDIA = 10
+#: Twilio's magic test number, the sender when a message names only a Messaging Service.
+DEFAULT_NUMBER = "+15005550006"
 #: The filters of GET Messages.json, as twilio-python 9 names them on the wire.
 _MESSAGE_FILTERS: tuple[str, ...] = ("To", "From", "DateSent", "DateSent<", "DateSent>")
 
@@ -131,7 +139,6 @@ class _Media:
     content_type: str
     content: bytes
     created: datetime
-    cdn_token: str
 
 
 @dataclass
@@ -217,12 +224,12 @@ class FakeTwilio:
         *,
         account_sid: str = "AC" + "a" * 32,
         auth_token: str = "test-auth-token",
-        numbers: Sequence[str] = ("+15005550006",),
+        numbers: Sequence[str] | None = None,
         media_redirect: bool = True,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.numbers = tuple(numbers)
+        self.numbers: tuple[str, ...] = tuple(numbers or ())
         self.media_redirect = media_redirect
         self.url = ""
         self.calls: list[Call] = []
@@ -276,6 +283,12 @@ class FakeTwilio:
     def http_client(self, **kwargs: Any) -> RedirectingHttpClient:
         return RedirectingHttpClient(self.url, **kwargs)
 
+    def local(self, url: str) -> str:
+        """``url`` on api.twilio.com (a MediaUrl as Twilio writes it) as this server's URL."""
+        if url.startswith(TWILIO_API):
+            return self.url + url[len(TWILIO_API) :]
+        return url
+
     # -- what a test does to the account ---------------------------------------------------
 
     def add_api_key(self) -> tuple[str, str]:
@@ -308,7 +321,7 @@ class FakeTwilio:
         messaging_service_sid: str | None = None,
     ) -> dict[str, Any]:
         """An SMS (with media as (content type, bytes): an MMS) as the account's log holds it."""
-        if to not in self.numbers:
+        if self.numbers and to not in self.numbers:
             raise ValueError(f"{to} is not a number of this account: {self.numbers}")
         if len(media) > MAX_MEDIA:
             raise ValueError(f"Twilio delivers at most {MAX_MEDIA} media with one message")
@@ -330,10 +343,28 @@ class FakeTwilio:
                 messaging_service_sid=messaging_service_sid,
             )
             stored = [
-                _Media(_sid("ME"), content_type, content, sent, secrets.token_urlsafe(24))
-                for content_type, content in media
+                _Media(_sid("ME"), content_type, content, sent) for content_type, content in media
             ]
             self._store(resource, sent, stored)
+            return dict(resource)
+
+    def send_outbound(self, from_: str, to: str, body: str) -> dict[str, Any]:
+        """A message our side sent through the API, as the log holds it once sent."""
+        now = datetime.now(UTC)
+        with self._lock:
+            resource = self._resource(
+                _sid("SM"),
+                from_,
+                to,
+                body,
+                direction="outbound-api",
+                status="sent",
+                sent=now,
+                num_media=0,
+                segments=num_segments(body),
+                messaging_service_sid=None,
+            )
+            self._store(resource, now, [])
             return dict(resource)
 
     def message(self, sid: str) -> dict[str, Any]:
@@ -356,10 +387,10 @@ class FakeTwilio:
     ) -> dict[str, str]:
         """The form Twilio POSTs to the number's SMS URL for ``message``.
 
-        MediaUrlN point at this fake; ``api_base=TWILIO_API`` gives the URLs exactly as Twilio
-        writes them (for code that routes api.twilio.com itself).
+        MediaUrlN are on https://api.twilio.com, exactly as Twilio writes them; ``api_base``
+        puts another host there (``fake.url`` for a client that routes nothing).
         """
-        base = (api_base or self.url).rstrip("/")
+        base = (api_base or TWILIO_API).rstrip("/")
         sid = str(message["sid"])
         params = {
             "MessageSid": sid,
@@ -484,8 +515,8 @@ class FakeTwilio:
             if rest[3].endswith(".json"):
                 return _json(200, self._media_resource(stored, media))
             if self.media_redirect:
-                self._cdn[media.cdn_token] = media
-                return _Answer(307, b"", {"Location": f"{self.url}/cdn/{media.cdn_token}"})
+                self._cdn[media.sid] = media
+                return _Answer(307, b"", {"Location": f"{self.url}/cdn/{media.sid}"})
             return self._content(media)
         raise _not_found(path)
 
@@ -584,7 +615,7 @@ class FakeTwilio:
             raise TwilioError(400, 21603, "A 'From' phone number is required.")
         if not body and not media_urls:
             raise TwilioError(400, 21602, "Message body is required.")
-        if from_ and from_ not in self.numbers:
+        if from_ and self.numbers and from_ not in self.numbers:
             raise TwilioError(
                 400,
                 21606,
@@ -594,7 +625,7 @@ class FakeTwilio:
         sid = _sid("MM" if media_urls else "SM")
         resource = self._resource(
             sid,
-            from_ or self.numbers[0],
+            from_ or (self.numbers or (DEFAULT_NUMBER,))[0],
             to,
             body,
             direction="outbound-api",
