@@ -29,6 +29,7 @@ from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Pipeline
+from inbox.systemd_notify import SystemdNotifier
 from inbox.web import WebServer
 from inbox.webhook import Handler
 from rules.holder import RulesInForce
@@ -85,6 +86,7 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = False
         self.stop_signal = ""
+        self.systemd = SystemdNotifier()
         #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
         self.failed_connectors: list[str] = []
 
@@ -110,12 +112,14 @@ class Daemon:
         self.wake.set()
 
     def _reload_rules(self) -> None:
-        if self.rules is None:
-            return
         if self.reload_requested:
+            # systemd hears of every SIGHUP (ExecReload), with or without a rules file.
             self.reload_requested = False
-            self.rules.reload("SIGHUP")
-        else:
+            self.systemd.reloading()
+            if self.rules is not None:
+                self.rules.reload("SIGHUP")
+            self.systemd.ready(self._status_line())
+        elif self.rules is not None:
             self.rules.reload_if_changed()
 
     def run(self, *, once: bool = False) -> BatchResult:
@@ -134,7 +138,12 @@ class Daemon:
                 self._start_web()
                 if self.notifier is not None:
                     self.notifier.start()
+            # The store is migrated and the rules loaded (the CLI refuses to start without
+            # them): ready for systemd, and for the units ordered after this one.
+            self.systemd.ready(self._status_line())
             while not self.stopping.is_set():
+                self.systemd.watchdog()
+                self.systemd.status(self._status_line())
                 self._reload_rules()
                 for state in self.states:
                     if self.stopping.is_set():
@@ -146,9 +155,10 @@ class Daemon:
                         while self.notifier.run_once():
                             pass
                     break
-                self.wake.wait(min(self._seconds_to_next_poll(), RULES_CHECK_SECONDS))
+                self.wake.wait(min(self._seconds_to_next_poll(), self._longest_wait()))
                 self.wake.clear()
         finally:
+            self.systemd.stopping(f"stopping ({self.stop_signal or 'end of run'})")
             if self.stop_signal:
                 log.info("stop_requested", signal=self.stop_signal)
             if self.web is not None:
@@ -176,6 +186,27 @@ class Daemon:
             watch = getattr(state.connector, "watch", None)
             if callable(watch):
                 watch(functools.partial(self._pushed, state))
+
+    def _longest_wait(self) -> float:
+        """Between polls the loop still wakes to look at the rules file and, under systemd's
+        watchdog, often enough to send WATCHDOG=1 at half its interval."""
+        watchdog = self.systemd.watchdog_seconds
+        return min(RULES_CHECK_SECONDS, watchdog / 2) if watchdog else RULES_CHECK_SECONDS
+
+    def _status_line(self) -> str:
+        """One line for `systemctl status`: what runs, what fails, what was stored."""
+        stored = sum(state.totals.stored for state in self.states)
+        failing = [
+            f"{state.connector.name} ({state.last_error[:60]})"
+            for state in self.states
+            if state.failures
+        ]
+        line = f"{len(self.states)} connectors, {stored} messages stored since start"
+        if failing:
+            line += f"; failing: {', '.join(failing)}"
+        if self.web is not None:
+            line += f"; webhooks on {self.web.url}"
+        return line
 
     def _routes(self) -> dict[str, Handler]:
         """Each webhook path to its connector's handler; two connectors on one path is a
