@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from inbox.db import make_engine
 from inbox.demo.generate import write_maildir
-from inbox.models import Message, RawRecord
+from inbox.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS
 
 MESSAGES = 3000
@@ -165,3 +165,20 @@ def test_sigterm_while_logging_heavily_stops_the_daemon(tmp_path: Path) -> None:
                 if daemon.poll() is None:
                     daemon.kill()
                     daemon.wait()
+        # No half-written batch: whole batches of 100 (or everything), each raw message with
+        # its parsed message, and the cursor committed with them.
+        raws = stored_raw(url)
+        assert raws == 1500 or raws % 100 == 0, raws
+        engine = make_engine(url)
+        try:
+            with engine.connect() as connection:
+                linked = connection.scalar(
+                    select(func.count())
+                    .select_from(RawRecord)
+                    .where(RawRecord.message_id.is_not(None))
+                )
+                cursors = connection.scalar(select(func.count()).select_from(Cursor))
+        finally:
+            engine.dispose()
+        assert linked == raws
+        assert cursors == (1 if raws else 0)
