@@ -10,6 +10,7 @@ rows go out as multi-row INSERTs at the end (`finish`). Now about 0.3 ms a messa
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +60,9 @@ class BatchResult:
     crashed: int = 0
     #: Edits and deletions of earlier messages (chat), recorded as events.
     revisions: int = 0
+    #: The rules' decisions (events per rule) and assignments per agent, for /metrics.
+    rule_decisions: Counter[str] = field(default_factory=Counter)
+    assignments: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     conversation_ids: list[int] = field(default_factory=list)
 
@@ -70,6 +74,8 @@ class BatchResult:
         self.raw_only += other.raw_only
         self.crashed += other.crashed
         self.revisions += other.revisions
+        self.rule_decisions.update(other.rule_decisions)
+        self.assignments.update(other.assignments)
         self.seconds += other.seconds
         self.conversation_ids.extend(other.conversation_ids)
 

@@ -310,11 +310,13 @@ def _register_subcommands() -> None:
     from inbox.cli_conversations import conversations, raw
     from inbox.cli_outbox import outbox
     from inbox.cli_rules import rules
+    from inbox.cli_status import status
 
     main.add_command(conversations)
     main.add_command(raw)
     main.add_command(rules)
     main.add_command(outbox)
+    main.add_command(status)
 
 
 _register_subcommands()

@@ -106,11 +106,12 @@ class SlackSettings(BaseModel):
 
 
 class WebSettings(BaseModel):
-    """The webhook receiver (Slack's Events API, Twilio): started by `inbox run` when a
-    configured connector takes webhooks. Put it behind a TLS proxy; it speaks plain HTTP."""
+    """The daemon's HTTP side: webhooks (Slack's Events API, Twilio), /healthz and /metrics.
+    Started by `inbox run` (not --once). Put webhooks behind a TLS proxy; it speaks plain HTTP."""
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = True
     #: host:port to listen on. Keep 127.0.0.1 unless a proxy on another host forwards to it.
     listen: str = Field(default="127.0.0.1:8025", pattern=r"^\[?[0-9A-Za-z.:-]*\]?:[0-9]{1,5}$")
     #: Larger requests are refused with 413 before they are read.

@@ -49,6 +49,10 @@ class _ConnectorState:
     connector: Connector
     next_poll: float = 0.0
     failures: int = 0
+    #: Every failed poll since start (failures counts those in a row, for the backoff).
+    failures_total: int = 0
+    #: time.time() of the last poll that went through; 0 before the first.
+    last_success: float = 0.0
     last_error: str = ""
     totals: BatchResult = field(default_factory=BatchResult)
 
@@ -87,6 +91,7 @@ class Daemon:
         self.reload_requested = False
         self.stop_signal = ""
         self.systemd = SystemdNotifier()
+        self.started_at = time.time()
         #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
         self.failed_connectors: list[str] = []
 
@@ -226,16 +231,24 @@ class Daemon:
         return routes
 
     def _start_web(self) -> None:
-        if not self.routes:
+        """Webhooks, /healthz and /metrics. A port that cannot be had is logged and the daemon
+        goes on without them: webhook connectors still catch up through their APIs."""
+        from inbox.health import pages
+
+        if not self.settings.web.enabled:
             return
         host, port = self.settings.web.host_port
-        self.web = WebServer(
-            self.routes,
-            host=host,
-            port=port,
-            max_body_bytes=self.settings.web.max_body_bytes,
-            threads=self.settings.web.threads,
-        ).start()
+        try:
+            self.web = WebServer(
+                self.routes,
+                host=host,
+                port=port,
+                max_body_bytes=self.settings.web.max_body_bytes,
+                threads=self.settings.web.threads,
+                pages=pages(self),
+            ).start()
+        except OSError as error:
+            log.error("web_not_started", listen=self.settings.web.listen, error=str(error))
 
     def _pushed(self, state: _ConnectorState) -> None:
         """From a connector's watcher thread: it may have news (or its upstream is back after a
@@ -265,6 +278,7 @@ class Daemon:
                     break
         except Exception as error:
             state.failures += 1
+            state.failures_total += 1
             state.last_error = repr(error)
             backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** min(state.failures, 10))
             delay = backoff * random.uniform(0.5, 1.0)
@@ -277,6 +291,7 @@ class Daemon:
             state.next_poll = time.monotonic() + delay
             return
         state.failures = 0
+        state.last_success = time.time()
         state.next_poll = time.monotonic() + (0.0 if more else self._poll_seconds(connector))
 
     def _batch_size(self) -> int:

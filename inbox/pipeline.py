@@ -44,7 +44,7 @@ from inbox.prepare import (
 )
 from inbox.raw import Batch, RawMessage
 from inbox.store_utils import chunked
-from rules.apply import run_rules
+from rules.apply import Tally, run_rules
 from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
@@ -225,9 +225,17 @@ class Pipeline:
             if self.rules is not None:
                 # One reference per batch: a reload in between never mixes two rule sets.
                 compiled = self.rules.current
+                tally = Tally()
                 run_rules(
-                    session, compiled, writer.arrivals(), now=self.clock(), batch_started=began
+                    session,
+                    compiled,
+                    writer.arrivals(),
+                    now=self.clock(),
+                    batch_started=began,
+                    tally=tally,
                 )
+                writer.result.rule_decisions.update(tally.decisions)
+                writer.result.assignments.update(tally.assignments)
                 session.flush()
             writer.log_stored()
         result = writer.result

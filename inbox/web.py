@@ -39,10 +39,18 @@ STATUS_TEXT = {
 
 
 class WebApp:
-    """The WSGI application: exact paths to handlers."""
+    """The WSGI application: exact paths to handlers; `routes` take POST (webhooks), `pages`
+    GET (health, metrics)."""
 
-    def __init__(self, routes: Mapping[str, Handler], *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        *,
+        max_body_bytes: int,
+        pages: Mapping[str, Handler] | None = None,
+    ) -> None:
         self.routes = dict(routes)
+        self.pages = dict(pages or {})
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -54,9 +62,17 @@ class WebApp:
 
     def respond(self, environ: dict[str, Any]) -> WebResponse:
         path = environ.get("PATH_INFO") or "/"
+        page = self.pages.get(path)
+        if page is not None and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            request = WebRequest("GET", path, {}, b"", str(environ.get("QUERY_STRING") or ""))
+            try:
+                return page(request)
+            except Exception:
+                log.exception("web_page_failed", path=path)
+                return text(500, "internal error")
         handler = self.routes.get(path)
         if handler is None:
-            return text(404, "no such webhook")
+            return text(404, "no such webhook" if page is None else "GET only")
         if environ.get("REQUEST_METHOD") != "POST":
             return WebResponse(405, b"POST only\n", headers={"Allow": "POST"})
         try:
@@ -103,8 +119,9 @@ class WebServer:
         port: int = 8025,
         max_body_bytes: int = 1024 * 1024,
         threads: int = 4,
+        pages: Mapping[str, Handler] | None = None,
     ) -> None:
-        self.app = WebApp(routes, max_body_bytes=max_body_bytes)
+        self.app = WebApp(routes, max_body_bytes=max_body_bytes, pages=pages)
         self._server: Any = cast(
             Any,
             create_server(
@@ -128,7 +145,7 @@ class WebServer:
     def start(self) -> WebServer:
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._thread.start()
-        log.info("web_listening", url=self.url, paths=sorted(self.app.routes))
+        log.info("web_listening", url=self.url, paths=sorted({*self.app.routes, *self.app.pages}))
         return self
 
     def _serve(self) -> None:

@@ -12,7 +12,9 @@ still waiting unassigned; an assigned conversation keeps its agent unless the ru
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -125,6 +127,22 @@ def tags_by_owner(session: Session, owner: Any, ids: Sequence[int]) -> dict[int,
     return found
 
 
+@dataclass
+class Tally:
+    """What the rules decided, for /metrics: events per rule, assignments per agent."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    assignments: Counter[str] = field(default_factory=Counter)
+
+    def count(self, events: Sequence[dict[str, Any]]) -> None:
+        for event in events:
+            actor = str(event.get("actor") or "")
+            if actor.startswith("rule:"):
+                self.decisions[actor[5:]] += 1
+            if event.get("kind") == "assigned":
+                self.assignments[str(event["detail"].get("agent") or "")] += 1
+
+
 def run_rules(
     session: Session,
     compiled: CompiledRules,
@@ -132,22 +150,24 @@ def run_rules(
     *,
     now: datetime,
     batch_started: datetime,
+    tally: Tally | None = None,
 ) -> list[Evaluation]:
     """The rules for a batch's messages, in a savepoint. If applying them fails (a bug, a
     refused row), the messages stay stored: each is tried alone, and one that still fails is
-    recorded as `rules_failed` on its conversation instead of failing the batch."""
+    recorded as `rules_failed` on its conversation instead of failing the batch. `tally` (for
+    /metrics) counts each rule's decisions and each agent's assignments."""
     if not arrivals:
         return []
     try:
         with session.begin_nested():
-            return RulesPass(session, compiled, now, batch_started).run(arrivals)
+            return RulesPass(session, compiled, now, batch_started, tally).run(arrivals)
     except Exception as error:
         log.warning("rules_pass_failed_retrying_one_by_one", error=repr(error)[:300])
     evaluations = []
     for arrival in arrivals:
         try:
             with session.begin_nested():
-                rules_pass = RulesPass(session, compiled, now, batch_started)
+                rules_pass = RulesPass(session, compiled, now, batch_started, tally)
                 evaluations.extend(rules_pass.run([arrival]))
         except Exception as error:
             log.exception("rules_failed", conversation_id=arrival.conversation.id)
@@ -183,9 +203,15 @@ class RulesPass:
     """Evaluates and applies the rules for one batch, inside its transaction."""
 
     def __init__(
-        self, session: Session, compiled: CompiledRules, now: datetime, batch_started: datetime
+        self,
+        session: Session,
+        compiled: CompiledRules,
+        now: datetime,
+        batch_started: datetime,
+        tally: Tally | None = None,
     ) -> None:
         self.session = session
+        self.tally = tally
         self.compiled = compiled
         self.ruleset = compiled.ruleset
         self.now = now
@@ -247,6 +273,8 @@ class RulesPass:
             )
             evaluations.append(evaluation)
         self._write_rows()
+        if self.tally is not None:
+            self.tally.count(self._events)
         return evaluations
 
     def _write_rows(self) -> None:

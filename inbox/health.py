@@ -1,0 +1,212 @@
+"""What the running daemon says of itself: /healthz (JSON), /metrics (Prometheus), and the
+same for a person through `inbox status`.
+
+Everything is read when asked: the daemon's own counters (per connector: stored, duplicates,
+errors, failures, last success; per rule and per agent: decisions and assignments), the rules'
+reloads, and two small queries on the store (is it reachable; the outbox by status and the age
+of the oldest ping still waiting). Nothing here writes, so a scrape can never slow ingest by
+more than those two queries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbox.models import OutboxItem
+from inbox.webhook import Handler, WebRequest, WebResponse
+
+if TYPE_CHECKING:
+    from inbox.daemon import Daemon
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class StoreView:
+    ok: bool
+    error: str = ""
+    outbox: dict[str, int] = field(default_factory=dict)
+    oldest_pending_seconds: float = 0.0
+
+
+def store_view(readers: sessionmaker[Session]) -> StoreView:
+    try:
+        with readers() as session:
+            session.execute(text("SELECT 1"))
+            counts = dict(
+                session.execute(
+                    select(OutboxItem.status, func.count()).group_by(OutboxItem.status)
+                ).all()
+            )
+            oldest = session.scalar(
+                select(func.min(OutboxItem.created_at)).where(
+                    OutboxItem.status.in_(("pending", "sending"))
+                )
+            )
+    except Exception as error:  # the store is away: say so, never raise from a health check
+        return StoreView(False, f"{type(error).__name__}: {error}"[:300])
+    age = 0.0
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+    outbox = {
+        status: int(counts.get(status, 0)) for status in ("pending", "sending", "sent", "dead")
+    }
+    return StoreView(True, outbox=outbox, oldest_pending_seconds=age)
+
+
+def report(daemon: Daemon) -> dict[str, Any]:
+    """The daemon's state as /healthz and `inbox status` show it."""
+    store = store_view(daemon.pipeline.readers)
+    now = time.time()
+    connectors = []
+    for state in daemon.states:
+        connectors.append(
+            {
+                "name": state.connector.name,
+                "channel": state.connector.channel,
+                "state": "degraded"
+                if state.failures
+                else ("ok" if state.last_success else "starting"),
+                "failures_in_a_row": state.failures,
+                "last_error": state.last_error,
+                "last_success_seconds_ago": round(now - state.last_success, 1)
+                if state.last_success
+                else None,
+                "stored": state.totals.stored,
+                "duplicates": state.totals.duplicates,
+                "raw_only": state.totals.raw_only,
+            }
+        )
+    degraded = [c["name"] for c in connectors if c["state"] == "degraded"]
+    rules = daemon.rules
+    return {
+        "status": "failing" if not store.ok else ("degraded" if degraded else "ok"),
+        "started_seconds_ago": round(now - daemon.started_at, 1),
+        "store": {"ok": store.ok, "error": store.error},
+        "connectors": connectors,
+        "outbox": {
+            **store.outbox,
+            "oldest_pending_seconds": round(store.oldest_pending_seconds, 1),
+        },
+        "rules": None
+        if rules is None
+        else {
+            "version": rules.current.version,
+            "reloads": rules.reloads,
+            "failed_reloads": rules.failed_reloads,
+        },
+    }
+
+
+class DaemonCollector(Collector):
+    """Prometheus metrics read from the daemon at scrape time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self.daemon
+        ingested = CounterMetricFamily(
+            "inbox_messages_ingested", "Messages stored", labels=["connector", "channel"]
+        )
+        duplicates = CounterMetricFamily(
+            "inbox_duplicate_deliveries",
+            "Messages fetched again and not stored twice",
+            labels=["connector"],
+        )
+        errors = CounterMetricFamily(
+            "inbox_ingest_errors",
+            "Messages parsed with errors, kept raw only, or crashing the parser",
+            labels=["connector", "kind"],
+        )
+        failures = CounterMetricFamily(
+            "inbox_connector_failures",
+            "Polls that failed (retried with backoff)",
+            labels=["connector"],
+        )
+        up = GaugeMetricFamily(
+            "inbox_connector_up", "1 if the last poll succeeded", labels=["connector"]
+        )
+        lag = GaugeMetricFamily(
+            "inbox_connector_lag_seconds",
+            "Seconds since the last successful poll",
+            labels=["connector"],
+        )
+        decisions: Counter[str] = Counter()
+        assignments: Counter[str] = Counter()
+        now = time.time()
+        for state in daemon.states:
+            name = state.connector.name
+            totals = state.totals
+            ingested.add_metric([name, state.connector.channel], totals.stored)
+            duplicates.add_metric([name], totals.duplicates)
+            errors.add_metric([name, "parse_error"], totals.parse_errors)
+            errors.add_metric([name, "raw_only"], totals.raw_only)
+            errors.add_metric([name, "crashed"], totals.crashed)
+            failures.add_metric([name], state.failures_total)
+            up.add_metric([name], 0 if state.failures else 1)
+            lag.add_metric([name], now - (state.last_success or daemon.started_at))
+            decisions.update(totals.rule_decisions)
+            assignments.update(totals.assignments)
+        yield from (ingested, duplicates, errors, failures, up, lag)
+        by_rule = CounterMetricFamily(
+            "inbox_rule_decisions", "Decisions recorded per rule", labels=["rule"]
+        )
+        for rule, count in sorted(decisions.items()):
+            by_rule.add_metric([rule], count)
+        yield by_rule
+        by_agent = CounterMetricFamily(
+            "inbox_assignments", "Conversations assigned per agent", labels=["agent"]
+        )
+        for agent, count in sorted(assignments.items()):
+            by_agent.add_metric([agent], count)
+        yield by_agent
+        store = store_view(daemon.pipeline.readers)
+        yield GaugeMetricFamily("inbox_store_up", "1 if the store answers", value=int(store.ok))
+        outbox = GaugeMetricFamily("inbox_outbox_items", "Outbox rows by status", labels=["status"])
+        for status, count in store.outbox.items():
+            outbox.add_metric([status], count)
+        yield outbox
+        yield GaugeMetricFamily(
+            "inbox_outbox_oldest_pending_seconds",
+            "Age of the oldest ping not yet sent",
+            value=store.oldest_pending_seconds,
+        )
+        reloads = CounterMetricFamily(
+            "inbox_rules_reloads", "Rules file reloads", labels=["result"]
+        )
+        if daemon.rules is not None:
+            reloads.add_metric(["ok"], daemon.rules.reloads)
+            reloads.add_metric(["refused"], daemon.rules.failed_reloads)
+        yield reloads
+
+
+def pages(daemon: Daemon) -> dict[str, Handler]:
+    """/healthz and /metrics for the daemon's web server."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+
+    def healthz(_request: WebRequest) -> WebResponse:
+        body = report(daemon)
+        status = 503 if body["status"] == "failing" else 200
+        return WebResponse(
+            status, json.dumps(body, indent=2).encode() + b"\n", content_type="application/json"
+        )
+
+    def metrics(_request: WebRequest) -> WebResponse:
+        return WebResponse(200, generate_latest(registry), content_type=PROMETHEUS_TEXT)
+
+    return {"/healthz": healthz, "/metrics": metrics}
