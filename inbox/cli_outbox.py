@@ -62,7 +62,8 @@ def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None
         )
         if row.status == "sent":
             line += f"  sent {_when(row.sent_at)}  ts {row.result.get('ts', '')}"
-        elif row.status in ("pending", "sending") and row.attempts:
+        elif row.status in ("pending", "sending") and (row.attempts or row.last_error):
+            # A 429 does not count as an attempt, but the operator still wants to know when.
             line += f"  next {_when(row.next_attempt_at)}"
         click.echo(line)
         if row.last_error and row.status != "sent":

@@ -229,6 +229,10 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._fail_next: dict[str, list[_Failure]] = {}
         self._fail_fraction: dict[str, _FractionFailure] = {}
+        self._delay_next: dict[str, list[float]] = {}
+        self._drop_next: dict[str, int] = {}
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -411,6 +415,15 @@ class FakeSlack:
         with self._lock:
             return [json.loads(json.dumps(m)) for m in self._messages.get(channel, [])]
 
+    def all_messages(self) -> list[dict[str, Any]]:
+        """Every message in every channel, each with its ``channel`` added."""
+        with self._lock:
+            return [
+                {**json.loads(json.dumps(message)), "channel": channel}
+                for channel, stored in self._messages.items()
+                for message in stored
+            ]
+
     def dm_channel(self, user: str) -> str | None:
         """The DM channel id the bot has with this user, if one was opened."""
         with self._lock:
@@ -423,6 +436,7 @@ class FakeSlack:
             return [call for call in self.calls if call.method == method]
 
     def successful_calls_to(self, method: str) -> list[Call]:
+        """The calls to ``method`` that took effect (answered ok, or dropped after acting)."""
         with self._lock:
             return [call for call in self.calls if call.method == method and call.error is None]
 
@@ -452,6 +466,30 @@ class FakeSlack:
             self._fail_fraction[method] = _FractionFailure(
                 fraction, status, retry_after, random.Random(seed)
             )
+
+    def delay_next(self, method: str, seconds: float, *, count: int = 1) -> None:
+        """The next ``count`` calls to ``method`` answer ``seconds`` late, but take effect all
+        the same: a client that gives up first cannot know whether Slack acted on it."""
+        with self._idle:
+            self._delay_next.setdefault(method, []).extend([seconds] * count)
+
+    def drop_next(self, method: str, *, count: int = 1) -> None:
+        """The next ``count`` calls to ``method`` take effect, then the connection closes with
+        no answer (the client sees RemoteDisconnected), as when a proxy drops it mid-way. They
+        are recorded with status 0."""
+        with self._lock:
+            self._drop_next[method] = self._drop_next.get(method, 0) + count
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered (delayed ones included)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
 
     # -- Events API and request signing ----------------------------------------------------
 
@@ -498,9 +536,24 @@ class FakeSlack:
     def handle(
         self, method: str, args: dict[str, Any], token: str
     ) -> tuple[int, dict[str, str], bytes]:
-        """One API call: (status, headers, body). Called by the HTTP handler thread."""
-        if self.latency > 0:
-            time.sleep(self.latency)
+        """One API call: (status, headers, body); status 0 means "close without answering".
+        Called by the HTTP handler thread."""
+        with self._idle:
+            self._in_flight += 1
+            late = self._delay_next.get(method)
+            delay = self.latency + (late.pop(0) if late else 0.0)
+        try:
+            if delay > 0:
+                time.sleep(delay)
+            return self._handle_now(method, args, token)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _handle_now(
+        self, method: str, args: dict[str, Any], token: str
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             failure = self._injected_failure(method)
             if failure is not None:
@@ -514,7 +567,14 @@ class FakeSlack:
             except SlackError as refusal:
                 answer = {"ok": False, "error": refusal.code}
                 error = refusal.code
-            self.calls.append(Call(method, args, token, 200, error=error, response=answer))
+            dropped = self._drop_next.get(method, 0) > 0
+            if dropped:
+                self._drop_next[method] -= 1
+            self.calls.append(
+                Call(method, args, token, 0 if dropped else 200, error=error, response=answer)
+            )
+        if dropped:
+            return 0, {}, b""
         body = json.dumps(answer).encode()
         return 200, {"Content-Type": "application/json; charset=utf-8"}, body
 
@@ -981,9 +1041,15 @@ class _Handler(BaseHTTPRequestHandler):
         return value.strip() if scheme.lower() == "bearer" else ""
 
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.close_connection = True
+        if status == 0:
+            return
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test): Slack would not notice either

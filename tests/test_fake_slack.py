@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from http.client import RemoteDisconnected
 
 import pytest
 from slack_sdk import WebClient
@@ -177,6 +178,19 @@ def test_a_5xx_is_an_html_page_that_slack_sdk_raises_on(client: WebClient, fake:
     assert error.response.status_code == 503
     assert error.response["ok"] is False
     assert fake.messages("C1") == []
+
+
+def test_a_late_answer_or_a_dropped_connection_still_takes_effect(fake: FakeSlack) -> None:
+    impatient = WebClient(token=fake.bot_token, base_url=fake.url, timeout=1)
+    impatient.retry_handlers.clear()
+    fake.delay_next("chat.postMessage", 1.5)
+    with pytest.raises(TimeoutError):
+        impatient.chat_postMessage(channel="C1", text="late")
+    fake.drop_next("chat.postMessage")
+    with pytest.raises(RemoteDisconnected):
+        impatient.chat_postMessage(channel="C1", text="dropped")
+    assert fake.wait_idle()
+    assert sorted(m["text"] for m in fake.messages("C1")) == ["dropped", "late"]
 
 
 def test_fail_fraction_is_reproducible_by_seed(client: WebClient, fake: FakeSlack) -> None:

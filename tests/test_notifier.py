@@ -88,8 +88,10 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-def notifier_for(store: Store, slack: FakeSlack, clock: Clock, **settings: Any) -> Notifier:
-    client = WebClient(token=slack.bot_token, base_url=slack.url)
+def notifier_for(
+    store: Store, slack: FakeSlack, clock: Clock, *, timeout: int = 30, **settings: Any
+) -> Notifier:
+    client = WebClient(token=slack.bot_token, base_url=slack.url, timeout=timeout)
     return Notifier(store.writers, SlackSettings(**settings), client=client, clock=clock)
 
 
@@ -120,10 +122,12 @@ def texts_of(message: dict[str, Any]) -> str:
 
 
 def posted_keys(slack: FakeSlack) -> Counter[str]:
-    """How many times Slack accepted a message carrying each idempotency key."""
+    """How many messages carrying each idempotency key are in Slack."""
+    slack.wait_idle()
     return Counter(
-        call.args["metadata"]["event_payload"]["key"]
-        for call in slack.successful_calls_to("chat.postMessage")
+        message["metadata"]["event_payload"]["key"]
+        for message in slack.all_messages()
+        if message.get("metadata", {}).get("event_type") == METADATA_EVENT
     )
 
 
@@ -292,6 +296,63 @@ def test_a_5xx_backs_off_then_sends_once(
     [row] = outbox(store)
     assert (row.status, row.attempts) == ("sent", 2)
     assert list(posted_keys(slack).values()) == [1]
+
+
+def test_a_reassignment_waits_until_the_earlier_ping_is_out_so_it_can_update_it(
+    store: Store, desk: RulesInForce, slack: FakeSlack
+) -> None:
+    clock = Clock(WORKDAY_NOON)
+    notifier = notifier_for(store, slack, clock)
+    send_mail(store, desk, "o1", subject="Teltan vetoketju")
+    send_mail(store, desk, "o2", in_reply_to="o1", subject="[take] Re: Teltan vetoketju")
+    slack.fail_next("chat.postMessage", status=429, retry_after=5)  # aino's ping
+    notifier.run_once()
+    assert [row.status for row in outbox(store)] == ["pending", "pending"]
+    assert slack.dm_channel("U2") is None or slack.messages(slack.dm_channel("U2") or "") == []
+    clock.advance(5)
+    while notifier.run_once():
+        pass
+    [to_aino] = slack.messages(slack.dm_channel("U1") or "")
+    [to_mart] = slack.messages(slack.dm_channel("U2") or "")
+    assert "Reassigned to mart" in texts_of(to_aino)
+    assert "Assigned to you" in texts_of(to_mart)
+    assert [row.status for row in outbox(store)] == ["sent", "sent"]
+
+
+def test_a_post_whose_answer_came_too_late_is_found_not_posted_again(
+    store: Store, desk: RulesInForce, slack: FakeSlack
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    notifier = notifier_for(store, slack, clock, timeout=1)
+    send_mail(store, desk, "w1")
+    slack.delay_next("chat.postMessage", 1.5)  # Slack posts it; we stop waiting after 1 s
+    notifier.run_once()
+    [row] = outbox(store)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error.startswith("Slack unreachable")
+    assert slack.wait_idle()
+    clock.advance(5)
+    notifier.run_once()
+    [row] = outbox(store)
+    assert row.status == "sent"
+    assert posted_keys(slack) == {row.idempotency_key: 1}
+    [message] = slack.messages(slack.dm_channel("U1") or "")
+    assert row.result["ts"] == message["ts"]
+
+
+def test_a_connection_dropped_after_slack_posted_does_not_post_twice(
+    store: Store, desk: RulesInForce, slack: FakeSlack
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    notifier = notifier_for(store, slack, clock)
+    send_mail(store, desk, "x1")
+    slack.drop_next("chat.postMessage")
+    notifier.run_once()
+    clock.advance(5)
+    notifier.run_once()
+    [row] = outbox(store)
+    assert row.status == "sent"
+    assert posted_keys(slack) == {row.idempotency_key: 1}
 
 
 def test_a_ping_slack_refuses_for_good_is_dead_with_its_reason_and_the_rest_go_out(
