@@ -6,9 +6,11 @@ batches; a file that fails validation is refused and the rules in force stay.
 A connector that can be told of new mail (IMAP IDLE) gets a `notify` callback through its
 `watch` method; a notification makes it due at once, so new mail is stored within seconds.
 
-One failing connector (an unreadable folder, a bug in its parser) is logged with its reason and
-retried with exponential backoff and jitter, while the others go on. SIGTERM and SIGINT let the
-batch in flight commit (it is one transaction) and then stop.
+Each connector polls in its own thread, so one whose server is slow or silent holds back only
+itself; their batches are stored one at a time. One failing connector (an unreadable folder, a
+bug in its parser) is logged with its reason and retried with exponential backoff and jitter,
+while the others go on. SIGTERM and SIGINT let the batches in flight commit (each is one
+transaction) and then stop. The main thread keeps the watchdog, the status and the rules.
 """
 
 from __future__ import annotations
@@ -37,9 +39,8 @@ from rules.holder import RulesInForce
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
-#: A connector with a long backlog (a first sync of a big mailbox) yields to the others after
-#: this long, between two batches, and goes on from its cursor once they had their turn.
-FAIR_SHARE_SECONDS = 10.0
+#: How long a stop waits for the connectors' threads to finish their batch.
+STOP_JOIN_SECONDS = 20.0
 #: How often the rules file is looked at for changes (a stat per file) while idle.
 RULES_CHECK_SECONDS = 2.0
 
@@ -55,6 +56,9 @@ class _ConnectorState:
     last_success: float = 0.0
     last_error: str = ""
     totals: BatchResult = field(default_factory=BatchResult)
+    #: Set to poll now (a push from the upstream, or the daemon stopping).
+    wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
 
 
 class Daemon:
@@ -63,11 +67,8 @@ class Daemon:
         settings: Settings,
         connectors: Sequence[Connector],
         rules: RulesInForce | None = None,
-        *,
-        fair_share_seconds: float = FAIR_SHARE_SECONDS,
     ) -> None:
         self.settings = settings
-        self.fair_share_seconds = fair_share_seconds
         self.url = settings.effective_database_url
         self.engine = make_engine(self.url)
         self.rules = rules
@@ -146,21 +147,21 @@ class Daemon:
             # The store is migrated and the rules loaded (the CLI refuses to start without
             # them): ready for systemd, and for the units ordered after this one.
             self.systemd.ready(self._status_line())
-            while not self.stopping.is_set():
+            if once:
+                for state in self.states:
+                    if not self.stopping.is_set():
+                        self._poll(state)
+                if self.notifier is not None:
+                    while self.notifier.run_once():
+                        pass
+            else:
+                self._start_connector_threads()
+            while not once and not self.stopping.is_set():
+                # The main thread keeps the daemon's own clock: watchdog, status, rules.
                 self.systemd.watchdog()
                 self.systemd.status(self._status_line())
                 self._reload_rules()
-                for state in self.states:
-                    if self.stopping.is_set():
-                        break
-                    if once or time.monotonic() >= state.next_poll:
-                        self._poll(state, time_slice=None if once else self.fair_share_seconds)
-                if once:
-                    if self.notifier is not None:
-                        while self.notifier.run_once():
-                            pass
-                    break
-                self.wake.wait(min(self._seconds_to_next_poll(), self._longest_wait()))
+                self.wake.wait(self._longest_wait())
                 self.wake.clear()
         finally:
             self.systemd.stopping(f"stopping ({self.stop_signal or 'end of run'})")
@@ -168,6 +169,7 @@ class Daemon:
                 log.info("stop_requested", signal=self.stop_signal)
             if self.web is not None:
                 self.web.stop()  # first: what is still received waits in the spools
+            self._join_connector_threads()
             for state in self.states:
                 state.connector.close()
             if self.notifier is not None:
@@ -254,12 +256,44 @@ class Daemon:
         """From a connector's watcher thread: it may have news (or its upstream is back after a
         failure), so poll it now."""
         state.next_poll = 0.0
-        self.wake.set()
+        state.wake.set()
 
-    def _poll(self, state: _ConnectorState, *, time_slice: float | None = None) -> None:
+    def _start_connector_threads(self) -> None:
+        """One thread per connector: a server that answers slowly, or not at all until its
+        timeout, holds back only its own connector. Their batches are stored one at a time
+        (the pipeline serializes the writes); fetching and normalizing overlap."""
+        for state in self.states:
+            state.thread = threading.Thread(
+                target=self._connector_loop,
+                args=(state,),
+                name=f"connector-{state.connector.name}",
+                daemon=True,
+            )
+            state.thread.start()
+
+    def _connector_loop(self, state: _ConnectorState) -> None:
+        while not self.stopping.is_set():
+            delay = state.next_poll - time.monotonic()
+            if delay > 0:
+                state.wake.wait(delay)
+                state.wake.clear()
+                continue
+            self._poll(state)
+
+    def _join_connector_threads(self) -> None:
+        deadline = time.monotonic() + STOP_JOIN_SECONDS
+        for state in self.states:
+            state.wake.set()
+        for state in self.states:
+            if state.thread is None:
+                continue
+            state.thread.join(max(0.0, deadline - time.monotonic()))
+            if state.thread.is_alive():
+                # Stuck in a call to its upstream: closing the connector below ends it.
+                log.warning("connector_still_busy_at_stop", connector=state.connector.name)
+
+    def _poll(self, state: _ConnectorState) -> None:
         connector = state.connector
-        started = time.monotonic()
-        more = False
         try:
             batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
             for batch, result in self.pipeline.ingest_many(batches):
@@ -268,13 +302,6 @@ class Daemon:
                     self.notifier.wake()  # the batch may have written pings: send them now
                 connector.acknowledge(batch)
                 if self.stopping.is_set():
-                    break
-                if (
-                    time_slice is not None
-                    and len(self.states) > 1
-                    and time.monotonic() - started > time_slice
-                ):
-                    more = True
                     break
         except Exception as error:
             state.failures += 1
@@ -292,16 +319,10 @@ class Daemon:
             return
         state.failures = 0
         state.last_success = time.time()
-        state.next_poll = time.monotonic() + (0.0 if more else self._poll_seconds(connector))
+        state.next_poll = time.monotonic() + self._poll_seconds(connector)
 
     def _batch_size(self) -> int:
         return self.settings.ingest.batch_size
 
     def _poll_seconds(self, connector: Connector) -> float:
         return float(getattr(getattr(connector, "config", None), "poll_seconds", 30.0))
-
-    def _seconds_to_next_poll(self) -> float:
-        if not self.states:
-            return 60.0
-        soonest = min(state.next_poll for state in self.states)
-        return max(0.05, soonest - time.monotonic())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -79,6 +80,11 @@ class Pipeline:
         self.languages = list(settings.ingest.languages)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_broken = False
+        #: Connectors ingest from their own threads: the worker pool is made once, and the
+        #: batches are written one at a time (SQLite has one writer; so does our identity
+        #: and thread bookkeeping within a batch).
+        self._pool_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._warming: list[Future[None]] = []
 
     def ingest(self, batch: Batch) -> BatchResult:
@@ -139,6 +145,10 @@ class Pipeline:
         return self._store(pending.batch, join(pending.fresh, results), pending.started)
 
     def _worker_pool(self) -> ProcessPoolExecutor | None:
+        with self._pool_lock:
+            return self._make_worker_pool()
+
+    def _make_worker_pool(self) -> ProcessPoolExecutor | None:
         workers = self.settings.ingest.workers
         if workers < 1 or self._pool_broken:
             return None
@@ -168,6 +178,10 @@ class Pipeline:
         return _unique([raw for raw in batch.messages if raw.external_id not in known])
 
     def _store(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
+        with self._write_lock:
+            return self._store_now(batch, prepared, started)
+
+    def _store_now(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
         try:
             result = self._write(batch, prepared, careful=False)
         except (OperationalError, InterfaceError):
