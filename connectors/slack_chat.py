@@ -43,7 +43,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.signature import SignatureVerifier
 
 from connectors.base import ConnectorConfig
-from connectors.spool import Spool, SpoolEntry, spool_batches
+from connectors.spool import SpooledConnector, SpoolEntry
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
 from inbox.webhook import Handler, WebRequest, WebResponse, text
@@ -92,7 +92,7 @@ class _Item:
     raw: RawMessage
 
 
-class SlackConnector:
+class SlackConnector(SpooledConnector):
     type_name: ClassVar[str] = "slack"
     channel: ClassVar[Channel] = "chat"
     config_model: ClassVar[type[ConnectorConfig]] = SlackChatConfig
@@ -100,20 +100,17 @@ class SlackConnector:
     def __init__(self, config: SlackChatConfig, *, client: WebClient | None = None) -> None:
         if config.spool_dir is None:
             raise ValueError("the slack connector needs spool_dir (set by the daemon)")
+        super().__init__(config.name, config.spool_dir, config.catchup_seconds)
         self.config = config
-        self.name = config.name
         self.log = log.bind(connector=config.name)
-        self.spool = Spool(config.spool_dir)
         self._client = client
         self._verifier = (
             SignatureVerifier(Secret(config.signing_secret).get())
             if config.signing_secret is not None
             else None
         )
-        self._notify: Callable[[], None] | None = None
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._me: tuple[str, str] | None = None
-        self._next_catchup = 0.0
 
     # -- the webhook ------------------------------------------------------------------------
 
@@ -121,10 +118,6 @@ class SlackConnector:
         if self._verifier is None:
             return {}
         return {self.config.events_path: self.receive}
-
-    def watch(self, notify: Callable[[], None]) -> None:
-        """The daemon's wake-up: called after an event is spooled, so it is ingested now."""
-        self._notify = notify
 
     def receive(self, request: WebRequest) -> WebResponse:
         assert self._verifier is not None
@@ -160,35 +153,20 @@ class SlackConnector:
         event_id = str(envelope.get("event_id") or "")
         if not event_id:
             return text(400, "event without event_id")
-        if not self.spool.put(event_id, request.body):
+        if not self.spooled(event_id, request.body):
             self.log.info(
                 "slack_event_duplicate",
                 event_id=event_id,
                 retry=request.header("x-slack-retry-num") or "0",
             )
             return text(200, "duplicate")
-        if self._notify is not None:
-            self._notify()
         return text(200, "ok")
 
     # -- fetching ----------------------------------------------------------------------------
 
-    def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
-        yield from spool_batches(self.spool, self.name, batch_size, self._event_messages)
-        if time.monotonic() < self._next_catchup:
-            return
-        # Set before the work: a failure below leaves it at 0 through the daemon's backoff.
-        self._next_catchup = 0.0
+    def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         for channel, channel_type in self._channels():
             yield from self._catch_up(channel, channel_type, cursors.get(channel), batch_size)
-        self._next_catchup = time.monotonic() + self.config.catchup_seconds
-
-    def acknowledge(self, batch: Batch) -> None:
-        if batch.acknowledge:
-            self.spool.done(batch.acknowledge)
-
-    def close(self) -> None:
-        return None
 
     @property
     def client(self) -> WebClient:
@@ -208,7 +186,7 @@ class SlackConnector:
             )
         return self._client
 
-    def _event_messages(self, entry: SpoolEntry) -> list[RawMessage]:
+    def messages_of(self, entry: SpoolEntry) -> list[RawMessage]:
         """The messages in one spooled event: none (not ours to keep), one, or an unreadable
         event kept raw with the reason."""
         name, body, received = entry.name, entry.body, entry.received_at

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,53 @@ def spool_batches(
             acknowledge=[entry.name for entry in chunk],
             remaining=len(entries) - start - len(chunk),
         )
+
+
+class SpooledConnector:
+    """What a connector fed by webhooks does around its upstream's API: read its spool first,
+    catch up through the API on start, every `catchup_seconds` and after a failure, wake the
+    daemon when its receiver spools something, and move entries to done/ after the commit.
+    Subclasses say what an entry holds (`messages_of`) and how to catch up (`catch_up`)."""
+
+    def __init__(self, name: str, spool_dir: Path, catchup_seconds: float) -> None:
+        self.name = name
+        self.spool = Spool(spool_dir)
+        self.catchup_seconds = catchup_seconds
+        self._notify: Callable[[], None] | None = None
+        self._next_catchup = 0.0
+
+    def watch(self, notify: Callable[[], None]) -> None:
+        """The daemon's wake-up: called after a delivery is spooled, so it is ingested now."""
+        self._notify = notify
+
+    def spooled(self, key: str, body: bytes) -> bool:
+        """Spool a verified delivery and wake the daemon; False for one already delivered."""
+        if not self.spool.put(key, body):
+            return False
+        if self._notify is not None:
+            self._notify()
+        return True
+
+    def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
+        if time.monotonic() < self._next_catchup:
+            return
+        self._next_catchup = 0.0  # stays due if the catch-up fails
+        yield from self.catch_up(cursors, batch_size)
+        self._next_catchup = time.monotonic() + self.catchup_seconds
+
+    def acknowledge(self, batch: Batch) -> None:
+        if batch.acknowledge:
+            self.spool.done(batch.acknowledge)
+
+    def close(self) -> None:
+        return None
+
+    def messages_of(self, entry: SpoolEntry) -> list[RawMessage]:
+        raise NotImplementedError
+
+    def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        raise NotImplementedError
 
 
 def _fsync_directory(path: Path) -> None:

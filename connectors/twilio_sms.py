@@ -23,7 +23,7 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +37,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from connectors.base import ConnectorConfig
-from connectors.spool import Spool, SpoolEntry, spool_batches
+from connectors.spool import SpooledConnector, SpoolEntry
 from connectors.twilio_http import DownloadError, RoutedHttpClient
 from inbox.normalize.sms import e164
 from inbox.raw import Batch, Channel, RawMessage
@@ -86,7 +86,7 @@ class TwilioSmsConfig(ConnectorConfig):
         return self
 
 
-class TwilioSmsConnector:
+class TwilioSmsConnector(SpooledConnector):
     type_name: ClassVar[str] = "twilio"
     channel: ClassVar[Channel] = "sms"
     config_model: ClassVar[type[ConnectorConfig]] = TwilioSmsConfig
@@ -94,16 +94,13 @@ class TwilioSmsConnector:
     def __init__(self, config: TwilioSmsConfig) -> None:
         if config.spool_dir is None:
             raise ValueError("the twilio connector needs spool_dir (set by the daemon)")
+        super().__init__(config.name, config.spool_dir, config.catchup_seconds)
         self.config = config
-        self.name = config.name
         self.log = log.bind(connector=config.name)
-        self.spool = Spool(config.spool_dir)
         self.numbers = [e164(n, config.default_region) for n in config.numbers]
         self._token = Secret(config.auth_token)
         self._http = RoutedHttpClient(config.api_url, timeout=config.timeout_seconds)
         self._client: Client | None = None
-        self._notify: Callable[[], None] | None = None
-        self._next_catchup = 0.0
         #: MessageSids this process took from the spool: catch-up need not fetch their media.
         self._seen: dict[str, float] = {}
 
@@ -113,9 +110,6 @@ class TwilioSmsConnector:
         if not self.config.public_url:
             return {}
         return {self.config.path: self.receive}
-
-    def watch(self, notify: Callable[[], None]) -> None:
-        self._notify = notify
 
     def receive(self, request: WebRequest) -> WebResponse:
         signature = request.header("x-twilio-signature")
@@ -143,10 +137,8 @@ class TwilioSmsConnector:
         if not sid:
             return text(400, "no MessageSid")
         envelope = {"source": "webhook", "params": params, "received": time.time()}
-        if not self.spool.put(sid, json.dumps(envelope).encode()):
+        if not self.spooled(sid, json.dumps(envelope).encode()):
             self.log.info("twilio_webhook_duplicate", message_sid=sid)
-        elif self._notify is not None:
-            self._notify()
         return WebResponse(200, EMPTY_TWIML, content_type="text/xml")
 
     # -- fetching ----------------------------------------------------------------------------
@@ -159,25 +151,13 @@ class TwilioSmsConnector:
             )
         return self._client
 
-    def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
-        yield from spool_batches(self.spool, self.name, batch_size, self._spooled)
-        if time.monotonic() < self._next_catchup:
-            return
-        self._next_catchup = 0.0  # stays due if anything below fails
+    def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         forget = time.time() - 3 * 86400
         self._seen = {sid: when for sid, when in self._seen.items() if when > forget}
         for number in self.numbers:
             yield from self._catch_up(number, cursors.get(number), batch_size)
-        self._next_catchup = time.monotonic() + self.config.catchup_seconds
 
-    def acknowledge(self, batch: Batch) -> None:
-        if batch.acknowledge:
-            self.spool.done(batch.acknowledge)
-
-    def close(self) -> None:
-        return None
-
-    def _spooled(self, entry: SpoolEntry) -> list[RawMessage]:
+    def messages_of(self, entry: SpoolEntry) -> list[RawMessage]:
         try:
             envelope = json.loads(entry.body)
             params = envelope["params"]
