@@ -3,8 +3,8 @@
 Trying a thousand rules one by one costs a thousand regex scans of the message. Instead, at
 load time every leaf that can be decided for all rules at once goes into an index:
 
-- `any_keyword` leaves: one Aho-Corasick automaton per field holds every keyword of every rule;
-  one pass over the folded text finds them all (whole words checked at each hit);
+- `any_keyword` leaves: one word scanner per field (rules/wordscan.py) holds every keyword and
+  phrase of every rule; one pass over the text folds it and finds them all as whole words;
 - `regex` leaves on text fields: one RE2 set per field matches all patterns in one pass;
 - `equals` / `in` leaves: a dictionary from value to leaves, one lookup per field.
 
@@ -30,14 +30,16 @@ from rules.facts import Facts
 from rules.fields import Kind
 from rules.matchers import Contains, Equals, Keywords, Regex, unicode_classes
 from rules.model import Rule, RuleSet
-from rules.text import fold, words
+from rules.text import fold
+from rules.wordscan import WordScanner
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.log_errors = False
-#: One RE2 set of a few hundred patterns outgrows RE2's default 8 MB budget and fails to
-#: compile (bench/rules.py found it at about 300 body regexes); sets of this size compile
-#: within 64 MB each, and a message costs one pass per set.
-REGEXES_PER_SET = 200
+#: A message costs one pass per set, whatever its size (bench/rules.py: 8 µs over a 2.4 KB
+#: body for 7 patterns or 207), so sets are made as large as RE2 compiles them: a set that
+#: outgrows its memory budget is split in two until each half compiles. RE2's default budget
+#: (8 MB) held about 300 of bench/rules.py's regexes; 64 MB holds more than this many.
+REGEXES_PER_SET = 1000
 _SET_OPTIONS.max_mem = 64 << 20
 
 #: Between the elements of a list field (To, tags) so that no phrase spans two of them.
@@ -73,13 +75,13 @@ class _FieldIndex:
         # Each key maps to its leaves as {leaf id: value as written}, merged into a message's
         # hits with one dict.update (a message hits a hundred keyword leaves in bench/rules.py:
         # a Python loop over them showed).
-        #: Folded one-word keywords, and phrases (" out of office ").
+        #: Folded keywords and phrases ("out of office"), found by one scanner.
         self.keywords: dict[str, dict[int, str]] = defaultdict(dict)
-        self.phrases: dict[str, dict[int, str]] = defaultdict(dict)
-        self.keyword_set: frozenset[str] = frozenset()
-        self.automaton: Any = None
+        self.scanner: WordScanner | None = None
+        #: The keywords' leaves in the scanner's order.
+        self.keyword_leaves: list[dict[int, str]] = []
         self.regexes: list[tuple[int, Any, str]] = []
-        #: RE2 sets of at most REGEXES_PER_SET patterns: (offset of its first, the set).
+        #: RE2 sets of up to REGEXES_PER_SET patterns: (offset of its first, the set).
         self.regex_sets: list[tuple[int, Any]] = []
         self.equals: dict[str, dict[int, str]] = defaultdict(dict)
         #: `contains` values (folded substrings), found in one Aho-Corasick pass.
@@ -87,18 +89,29 @@ class _FieldIndex:
         self.contains_automaton: Any = None
 
     def compile(self) -> None:
-        self.keyword_set = frozenset(self.keywords)
+        if self.keywords:
+            self.scanner = WordScanner(list(self.keywords))
+            self.keyword_leaves = list(self.keywords.values())
         self.contains_automaton = _automaton(self.contains, "{}")
-        self.automaton = _automaton(self.phrases, " {} ")
         for offset in range(0, len(self.regexes), REGEXES_PER_SET):
-            regex_set = re2.Set.SearchSet(_SET_OPTIONS)
-            for _, _, pattern in self.regexes[offset : offset + REGEXES_PER_SET]:
-                regex_set.Add(unicode_classes(pattern))
-            try:
-                regex_set.Compile()
-            except re2.error as error:
-                raise RuntimeError(f"RE2 could not compile the regexes as a set: {error}") from None
-            self.regex_sets.append((offset, regex_set))
+            self._add_regex_sets(offset, min(offset + REGEXES_PER_SET, len(self.regexes)))
+
+    def _add_regex_sets(self, start: int, end: int) -> None:
+        """The regexes start..end as one RE2 set, or as two halves (recursively) when RE2
+        cannot fit them in one."""
+        regex_set = re2.Set.SearchSet(_SET_OPTIONS)
+        for _, _, pattern in self.regexes[start:end]:
+            regex_set.Add(unicode_classes(pattern))
+        try:
+            regex_set.Compile()
+        except re2.error as error:
+            if end - start == 1:
+                raise RuntimeError(f"RE2 could not compile a regex as a set: {error}") from None
+            middle = (start + end) // 2
+            self._add_regex_sets(start, middle)
+            self._add_regex_sets(middle, end)
+            return
+        self.regex_sets.append((start, regex_set))
 
     def find(self, facts: Facts, hits: dict[int, str]) -> None:
         value = self.read(facts)
@@ -119,21 +132,29 @@ class _FieldIndex:
             for item in values:
                 for _, leaves in self.contains_automaton.iter(fold(item)):
                     hits.update(leaves)
-        if (self.keyword_set or self.automaton is not None) and text:
-            tokens = words(text)
-            keywords = self.keywords
-            for word in self.keyword_set.intersection(tokens):
-                hits.update(keywords[word])
-            if self.automaton is not None:
-                # Phrases: padded with spaces in the automaton and in the text, so every hit
-                # is a whole-word match.
-                for _, leaves in self.automaton.iter(" " + " ".join(tokens) + " "):
-                    hits.update(leaves)
-        for offset, regex_set in self.regex_sets if text else ():
-            for position in regex_set.Match(text) or ():  # None when nothing matches
-                leaf_id, compiled, _ = self.regexes[offset + position]
-                match = compiled.search(text)
-                hits[leaf_id] = match.group(0)[:80] if match else ""
+        if self.scanner is not None and text:
+            leaves = self.keyword_leaves
+            for slot in self.scanner.scan(text):
+                hits.update(leaves[slot])
+        if self.regex_sets and text:
+            # RE2 matches UTF-8: encoded once here, not once per set by the wrapper.
+            try:
+                encoded = text.encode("utf-8")
+            except UnicodeEncodeError:
+                # Lone surrogates: undecodable bytes the email package smuggles through
+                # (surrogateescape). RE2 refuses them; they match as "?".
+                text = text.encode("utf-8", "replace").decode("utf-8")
+                encoded = text.encode("utf-8")
+            for offset, regex_set in self.regex_sets:
+                self._match_set(offset, regex_set, encoded, text, hits)
+
+    def _match_set(
+        self, offset: int, regex_set: Any, encoded: bytes, text: str, hits: dict[int, str]
+    ) -> None:
+        for position in regex_set.Match(encoded) or ():  # None when nothing matches
+            leaf_id, compiled, _ = self.regexes[offset + position]
+            match = compiled.search(text)
+            hits[leaf_id] = match.group(0)[:80] if match else ""
 
 
 class CompiledRules:
@@ -176,8 +197,7 @@ class CompiledRules:
             index = self._indexes[leaf.index_key] = _FieldIndex(leaf.value)
         if isinstance(matcher, Keywords):
             for original, phrase in zip(matcher.values, matcher.folded, strict=True):
-                target = index.phrases if " " in phrase else index.keywords
-                target[phrase][leaf.id] = original
+                index.keywords[phrase][leaf.id] = original
             return True
         if isinstance(matcher, Regex) and leaf.field.kind is Kind.TEXT:
             index.regexes.append((leaf.id, matcher.compiled, matcher.values[0]))
@@ -208,10 +228,10 @@ class CompiledRules:
         else:
             chosen = set(self._always)
             by_trigger = self._by_trigger
-            for leaf_id in known:
-                triggered = by_trigger.get(leaf_id)
-                if triggered:
-                    chosen.update(triggered)
+            # Most hits are not triggers (a `language` leaf beside a keyword in an `all`):
+            # one set intersection in C instead of a lookup per hit (a hundred a message).
+            for leaf_id in known.keys() & by_trigger.keys():
+                chosen.update(by_trigger[leaf_id])
             rules = self.ruleset.rules
             candidates = [rules[index] for index in sorted(chosen)]
         decisions = evaluation.decisions
