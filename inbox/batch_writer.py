@@ -319,7 +319,10 @@ class BatchWriter:
             counts.crashed += int(item.crashed)
             self._raw_rows.append((record, None))
             self._event("stored_raw_only", None, None, {**_where(raw), "error": item.error})
-            self.log.warning("stored_raw_only", external_id=raw.external_id, reason=item.error)
+            # A crash's reason quotes the exception, which may quote the message: stored, not
+            # logged (normalize_crashed said where it happened).
+            reason = "normalizer crashed" if item.crashed else item.error
+            self.log.warning("stored_raw_only", external_id=raw.external_id, reason=reason)
             return
         normalized = item.normalized
         counts.parse_errors += bool(normalized.errors)

@@ -61,6 +61,10 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine whose errors never quote the statement's parameters: SQLAlchemy puts them in
+    the exception's text, and a refused batch is logged with its error, so a message's subject
+    and body would reach the log (the statement itself and the database's own message stay)."""
+    kwargs.setdefault("hide_parameters", True)
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

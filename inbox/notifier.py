@@ -333,13 +333,13 @@ class Notifier:
         try:
             result = self._deliver(row, view, now, sent)
         except _Dead as dead:
-            self.log.error("ping_dead", outbox_id=row.id, kind=row.kind, reason=str(dead))
+            self.log.error("ping_dead", **_about(row), reason=str(dead))
             return _Outcome(row.id, "dead", row.attempts + 1, error=str(dead))
         except _Retry as retry:
             attempts = row.attempts + (1 if retry.counts else 0)
             if attempts >= self.settings.max_attempts:
                 reason = f"gave up after {attempts} attempts: {retry}"
-                self.log.error("ping_dead", outbox_id=row.id, kind=row.kind, reason=reason)
+                self.log.error("ping_dead", **_about(row), reason=reason)
                 return _Outcome(row.id, "dead", attempts, error=reason)
             delay = retry.after or _backoff(attempts)
             unsure = retry.unsure_since
@@ -347,8 +347,7 @@ class Notifier:
                 unsure = row.lapsed_since
             self.log.warning(
                 "ping_retry",
-                outbox_id=row.id,
-                kind=row.kind,
+                **_about(row),
                 reason=str(retry),
                 attempts=attempts,
                 retry_in_seconds=round(delay.total_seconds(), 1),
@@ -361,13 +360,7 @@ class Notifier:
                 error=str(retry),
                 result=_unsure_result(unsure),
             )
-        self.log.info(
-            "ping_sent",
-            outbox_id=row.id,
-            kind=row.kind,
-            conversation_id=row.conversation_id,
-            channel=result.get("channel"),
-        )
+        self.log.info("ping_sent", **_about(row), channel=result.get("channel"))
         return _Outcome(row.id, "sent", row.attempts + 1, result=result)
 
     def _deliver(
@@ -385,7 +378,7 @@ class Notifier:
             if row.lapsed_since is not None:
                 found = self._already_posted(channel, row.key, row.lapsed_since)
                 if found is not None:
-                    self.log.info("ping_found_after_restart", outbox_id=row.id, ts=found)
+                    self.log.info("ping_found_after_restart", **_about(row), ts=found)
                     return {"channel": channel, "ts": found, "recovered": True}
             message = _compose(row.kind, view, now, payload)
             posting = True
@@ -458,7 +451,7 @@ class Notifier:
                 blocks=message["blocks"],
             )
         except (SlackApiError, SlackClientError, OSError) as error:
-            self.log.warning("ping_update_failed", outbox_id=row.id, reason=str(error)[:300])
+            self.log.warning("ping_update_failed", **_about(row), reason=str(error)[:300])
 
     def _earlier_ping(self, row: _Row) -> dict[str, str] | None:
         previous = row.payload.get("previous_agent")
@@ -585,6 +578,17 @@ def _unsure_since(result: dict[str, Any] | None) -> datetime | None:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _about(row: _Row) -> dict[str, Any]:
+    """What every line about a ping says: which row, which conversation, which rule decided
+    it ("" for a person's decision), so that a dead or late ping can be traced to both."""
+    return {
+        "outbox_id": row.id,
+        "kind": row.kind,
+        "conversation_id": row.conversation_id,
+        "rule": str(row.payload.get("rule") or ""),
+    }
 
 
 def _target(payload: dict[str, Any]) -> str:

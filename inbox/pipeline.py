@@ -50,6 +50,11 @@ from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
+#: batch_stored names the conversations the batch wrote to, so that at INFO an operator can
+#: find when a conversation's messages arrived; past this many the line would outgrow
+#: journald's default LineMax (48 KiB) and be split, so the rest are left to DEBUG lines.
+LOGGED_CONVERSATIONS = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -178,7 +183,10 @@ class Pipeline:
         return _unique([raw for raw in batch.messages if raw.external_id not in known])
 
     def _store(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
-        with self._write_lock:
+        # Every line logged while the batch is written names its connector, the rules'
+        # decisions (conversation_assigned, ...) included: the rules know conversations, not
+        # where a message came from, and an operator reading journald wants both.
+        with self._write_lock, structlog.contextvars.bound_contextvars(connector=batch.connector):
             return self._store_now(batch, prepared, started)
 
     def _store_now(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
@@ -209,6 +217,7 @@ class Pipeline:
             raw_only=result.raw_only,
             crashed=result.crashed,
             seconds=round(result.seconds, 3),
+            conversation_ids=result.conversation_ids[:LOGGED_CONVERSATIONS],
         )
         return result
 

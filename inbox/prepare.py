@@ -53,13 +53,17 @@ def prepare(raw: RawMessage, languages: Sequence[str]) -> Prepared:
         else:
             normalized = normalize_email(raw.payload, languages=languages)
     except Exception as error:  # the normalizer must never raise; if it does, keep the bytes
+        # The exception's text often quotes what it choked on (a header, a line of the body):
+        # the error line says what and where, the text goes to DEBUG and to the stored record
+        # (`inbox raw list --errors`).
         log.error(
             "normalize_crashed",
             connector=raw.connector,
             external_id=raw.external_id,
-            error=repr(error),
-            traceback=traceback.format_exc(limit=5),
+            error_type=type(error).__name__,
+            traceback="".join(traceback.format_tb(error.__traceback__, limit=-5)),
         )
+        log.debug("normalize_crashed_detail", external_id=raw.external_id, error=repr(error))
         return Prepared(raw, None, f"normalizer crashed: {error!r}", crashed=True)
     return Prepared(raw, normalized, "")
 

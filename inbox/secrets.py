@@ -20,6 +20,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from inbox.log_setup import remember_secret
+
 #: A token command that has not answered by then is stuck (a browser prompt, a dead network).
 COMMAND_TIMEOUT_SECONDS = 30.0
 #: A token is renewed this long before the expiry its command announced.
@@ -88,13 +90,18 @@ class Secret:
         return f"Secret({self.source.describe()})"
 
     def get(self) -> str:
-        """The secret; commands run again once their token has expired."""
+        """The secret; commands run again once their token has expired. Each value read is
+        handed to the logging setup, which redacts it from every line should a library or an
+        exception ever print it."""
         if self.source.command is None:
-            return self._read()
-        if self._value is None or time.monotonic() >= self._expires_at:
-            self._value, lifetime = self._run()
-            self._expires_at = time.monotonic() + max(0.0, lifetime - EXPIRY_MARGIN_SECONDS)
-        return self._value
+            value = self._read()
+        else:
+            if self._value is None or time.monotonic() >= self._expires_at:
+                self._value, lifetime = self._run()
+                self._expires_at = time.monotonic() + max(0.0, lifetime - EXPIRY_MARGIN_SECONDS)
+            value = self._value
+        remember_secret(value)
+        return value
 
     def forget(self) -> None:
         """The server refused it: the next `get` asks the command again."""

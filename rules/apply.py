@@ -455,6 +455,11 @@ class RulesPass:
     # -- rows --------------------------------------------------------------------------------
 
     def _event(self, arrival: Arrival, kind: str, rule: str, detail: dict[str, Any]) -> None:
+        # Every decision, at DEBUG: the store's events are the record (`conversations show`);
+        # at INFO only assignments and queueing are logged, a line per tag would drown them.
+        self.log.debug(
+            "rule_decision", conversation_id=arrival.conversation.id, rule=rule, decision=kind
+        )
         self._events.append(
             {
                 "conversation_id": arrival.conversation.id,
