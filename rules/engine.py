@@ -164,33 +164,39 @@ class CompiledRules:
         self.ruleset = ruleset
         self.version = ruleset.version
         self._indexes: dict[str, _FieldIndex] = {}
-        leaf_count = 0
-        for rule in ruleset.rules:
-            for leaf in rule.when.leaves():
-                leaf.id = leaf_count
-                leaf_count += 1
-                leaf.indexed = self._index(leaf)
+        leaves = [leaf for rule in ruleset.rules for leaf in rule.when.leaves()]
+        for leaf_id, leaf in enumerate(leaves):
+            leaf.id = leaf_id
+            leaf.indexed = _indexable(leaf)
+        #: Equals leaves on one value (language, channel, a header): cheap to test alone, and
+        #: found in most messages, so they trigger a rule only when nothing better can.
+        common = {leaf.id for leaf in leaves if _tested_cheaply(leaf)}
+        triggers = [_triggers(rule.when, common) for rule in ruleset.rules]
+        wanted = set().union(*(trigger for trigger in triggers if trigger is not None))
+        for leaf in leaves:
+            # An equals leaf that triggers nothing is tested when its rule is looked at: put in
+            # the index, a message in Finnish would add every rule's "language: fi" to its hits
+            # (a hundred a message in bench/rules.py), to be looked at by no one.
+            if leaf.indexed and (leaf.id in wanted or leaf.id not in common):
+                self._index(leaf)
+            else:
+                leaf.indexed = False
         for index in self._indexes.values():
             index.compile()
         #: Rule positions: those evaluated for every message, and those a leaf's hit triggers.
         self._always: list[int] = []
         self._by_trigger: dict[int, list[int]] = defaultdict(list)
-        for rule in ruleset.rules:
-            trigger = _triggers(rule.when)
+        for rule, trigger in zip(ruleset.rules, triggers, strict=True):
             if trigger is None:
                 self._always.append(rule.index)
             else:
                 for leaf_id in trigger:
                     self._by_trigger[leaf_id].append(rule.index)
         self._by_trigger = dict(self._by_trigger)
-        self.leaf_count = leaf_count
+        self.leaf_count = len(leaves)
 
-    def _index(self, leaf: Leaf) -> bool:
-        if type(leaf) not in (Leaf, HeaderLeaf) or leaf.field.kind not in (
-            Kind.TEXT,
-            Kind.TEXT_LIST,
-        ):
-            return False
+    def _index(self, leaf: Leaf) -> None:
+        """Puts an `_indexable` leaf in its field's index."""
         matcher = leaf.matcher
         index = self._indexes.get(leaf.index_key)
         if index is None:
@@ -198,19 +204,12 @@ class CompiledRules:
         if isinstance(matcher, Keywords):
             for original, phrase in zip(matcher.values, matcher.folded, strict=True):
                 index.keywords[phrase][leaf.id] = original
-            return True
-        if isinstance(matcher, Regex) and leaf.field.kind is Kind.TEXT:
+        elif isinstance(matcher, Regex):
             index.regexes.append((leaf.id, matcher.compiled, matcher.values[0]))
-            return True
-        if type(matcher) is Equals:
+        elif isinstance(matcher, Equals | Contains):
+            target = index.equals if type(matcher) is Equals else index.contains
             for original, folded in zip(matcher.values, matcher.folded, strict=True):
-                index.equals[folded][leaf.id] = original
-            return True
-        if type(matcher) is Contains and all(matcher.folded):
-            for original, folded in zip(matcher.values, matcher.folded, strict=True):
-                index.contains[folded][leaf.id] = original
-            return True
-        return False
+                target[folded][leaf.id] = original
 
     def hits(self, facts: Facts) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -263,17 +262,39 @@ def _automaton(keys: dict[str, dict[int, str]], shape: str) -> Any:
     return automaton
 
 
-def _triggers(condition: Condition) -> frozenset[int] | None:
-    """Leaves of which one must match for `condition` to match; None: no such set."""
+def _indexable(leaf: Leaf) -> bool:
+    """Whether the engine can decide `leaf` for all rules at once, in a pass over its field."""
+    if type(leaf) not in (Leaf, HeaderLeaf) or leaf.field.kind not in (Kind.TEXT, Kind.TEXT_LIST):
+        return False
+    matcher = leaf.matcher
+    if isinstance(matcher, Keywords) or type(matcher) is Equals:
+        return True
+    if isinstance(matcher, Regex):
+        return leaf.field.kind is Kind.TEXT
+    return type(matcher) is Contains and all(matcher.folded)
+
+
+def _tested_cheaply(leaf: Leaf) -> bool:
+    return leaf.indexed and type(leaf.matcher) is Equals and leaf.field.kind is Kind.TEXT
+
+
+def _triggers(condition: Condition, common: set[int]) -> frozenset[int] | None:
+    """Leaves of which one must match for `condition` to match; None: no such set. Where
+    there is a choice (the children of an `all`), the one least likely to match: a set without
+    `common` leaves, then the smallest."""
     if isinstance(condition, Leaf):
         return frozenset((condition.id,)) if condition.indexed else None
     if isinstance(condition, All):
-        sets = [found for child in condition.children if (found := _triggers(child)) is not None]
-        return min(sets, key=len) if sets else None
+        sets = [
+            found for child in condition.children if (found := _triggers(child, common)) is not None
+        ]
+        return min(
+            sets, key=lambda leaves: (not common.isdisjoint(leaves), len(leaves)), default=None
+        )
     if isinstance(condition, AnyOf):
         union: set[int] = set()
         for child in condition.children:
-            found = _triggers(child)
+            found = _triggers(child, common)
             if found is None:
                 return None
             union |= found
