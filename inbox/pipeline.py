@@ -207,7 +207,10 @@ class Pipeline:
             len(batch.messages) - result.stored - result.duplicates - result.raw_only
         )
         result.seconds = time.perf_counter() - started
-        log.info(
+        # A poll that found nothing new (or only what is stored already) is a DEBUG line: at
+        # INFO, a Maildir polled every few seconds would fill the journal with empty batches.
+        new = result.stored + result.duplicates + result.raw_only + result.crashed
+        (log.info if new else log.debug)(
             "batch_stored",
             connector=batch.connector,
             stored=result.stored,

@@ -42,3 +42,16 @@ def test_lines_about_a_message_carry_connector_and_conversation(
     assert {line["connector"] for line in batches} == {"support", "sales"}
     assert all(line["level"] == "info" and "timestamp" in line for line in batches)
     assert "4411" not in log_lines.getvalue()
+
+
+def test_a_poll_that_brings_nothing_new_is_not_logged_at_info(
+    store: Store, log_lines: io.StringIO
+) -> None:
+    """A Maildir polled every few seconds must not fill the journal with empty batches."""
+    pipeline = make_pipeline(store)
+    message = raw(mail(message_id="once@example.fi"), connector="support")
+    ingest(pipeline, message, cursor="1")
+    ingest(pipeline, cursor="2")  # nothing new
+    ingest(pipeline, message, cursor="3")  # seen again: stored already
+    batches = [line for line in parsed(log_lines) if line["event"] == "batch_stored"]
+    assert [line["stored"] for line in batches] == [1]
