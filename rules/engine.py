@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick
 import re2
@@ -46,8 +46,9 @@ _SET_OPTIONS.max_mem = 64 << 20
 _LIST_JOIN = " \n "
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
+class RuleResult(NamedTuple):
+    """A NamedTuple for the reason Verdict is one: made for every matching rule."""
+
     rule: Rule
     verdict: Verdict
     #: False: not evaluated, because an earlier rule stopped the pass.
@@ -200,7 +201,8 @@ class CompiledRules:
         matcher = leaf.matcher
         index = self._indexes.get(leaf.index_key)
         if index is None:
-            index = self._indexes[leaf.index_key] = _FieldIndex(leaf.value)
+            read = leaf.value if isinstance(leaf, HeaderLeaf) else leaf.field.read
+            index = self._indexes[leaf.index_key] = _FieldIndex(read)
         if isinstance(matcher, Keywords):
             for original, phrase in zip(matcher.values, matcher.folded, strict=True):
                 index.keywords[phrase][leaf.id] = original

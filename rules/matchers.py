@@ -130,12 +130,18 @@ class TextMatcher:
 
 
 class Equals(TextMatcher):
+    #: Folded value -> the first value written that folds to it.
+    by_folded: dict[str, str]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        by_folded: dict[str, str] = {}
+        for value, folded in zip(self.values, self.folded, strict=True):
+            by_folded.setdefault(folded, value)
+        object.__setattr__(self, "by_folded", by_folded)
+
     def test(self, text: str) -> str | None:
-        folded = fold(text)
-        for value, wanted in zip(self.values, self.folded, strict=True):
-            if folded == wanted:
-                return value
-        return None
+        return self.by_folded.get(fold(text))
 
 
 class Contains(TextMatcher):
