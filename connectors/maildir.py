@@ -120,6 +120,12 @@ class MaildirConnector:
             try:
                 iterator = os.scandir(folder)
             except FileNotFoundError:
+                if subdir == "new":
+                    # No Maildir here at all (a typo, an unmounted volume): the connector
+                    # fails, so /healthz and `inbox status` say so, not only the log.
+                    raise FileNotFoundError(
+                        f"no Maildir at {self.root}: {folder} does not exist"
+                    ) from None
                 self.log.warning("maildir_folder_missing", folder=str(folder))
                 continue
             with iterator:

@@ -38,10 +38,31 @@ class AppContext:
             configure_logging(logging.level, logging.format)
         return self._loaded
 
+    def existing_store_url(self) -> str:
+        """The store's URL, for commands that read a store someone else (the daemon) made.
+        A SQLite file that is not there is an error here: opening it would create an empty
+        one, and a person whose config lacks the daemon's data_dir would then be told to
+        migrate a store nobody uses."""
+        from sqlalchemy.engine import make_url
+
+        url = self.config().settings.effective_database_url
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            path = Path(parsed.database)
+            if not path.exists():
+                raise click.ClickException(
+                    f"no store at {path}: is data_dir (or database_url) in "
+                    f"{self.config_path or 'the config'} the daemon's? Under systemd it is "
+                    '/var/lib/inbox: data_dir = "/var/lib/inbox"'
+                )
+        return url
+
 
 def fail_with_config_error(error: ConfigError) -> NoReturn:
+    count = len(error.problems)
     click.echo(
-        f"inbox: the configuration cannot be used ({len(error.problems)} problems):", err=True
+        f"inbox: the configuration cannot be used ({count} problem{'s' if count != 1 else ''}):",
+        err=True,
     )
     for problem in error.problems:
         click.echo(f"  {error.source}: {problem}", err=True)

@@ -37,8 +37,7 @@ SNIPPET_CHARS = 60
 
 
 def _engine(app: AppContext) -> Engine:
-    url = app.config().settings.effective_database_url
-    engine = make_engine(url)
+    engine = make_engine(app.existing_store_url())
     if current_revision(engine) is None:
         raise click.ClickException(f"the store at {engine.url!r} is empty: run `inbox db upgrade`")
     return engine

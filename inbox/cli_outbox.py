@@ -35,7 +35,7 @@ def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None
     from inbox.db import make_engine, make_sessionmaker
     from inbox.models import OutboxItem
 
-    engine = make_engine(app.config().settings.effective_database_url)
+    engine = make_engine(app.existing_store_url())
     try:
         with make_sessionmaker(engine)() as session:
             counts = dict(
@@ -78,7 +78,7 @@ def outbox_retry(app: AppContext, ids: tuple[int, ...]) -> None:
     from inbox.db import make_engine, make_sessionmaker, transaction
     from inbox.models import OutboxItem, utcnow
 
-    engine = make_engine(app.config().settings.effective_database_url)
+    engine = make_engine(app.existing_store_url())
     problems = []
     try:
         with transaction(make_sessionmaker(engine, writer=True)) as session:

@@ -72,7 +72,7 @@ def _offline(app: AppContext, url: str, error: Exception) -> None:
     from inbox.health import store_view
 
     click.echo(f"inbox: the daemon does not answer at {url} ({error})")
-    engine = make_engine(app.config().settings.effective_database_url)
+    engine = make_engine(app.existing_store_url())
     try:
         view = store_view(make_sessionmaker(engine))
     finally:

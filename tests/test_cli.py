@@ -141,3 +141,19 @@ def test_a_bad_config_file_stops_with_every_problem(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "2 problems" in result.output
     assert f"{config}: key 'ingest.batch_size'" in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [("conversations", "list"), ("outbox", "list"), ("outbox", "retry", "1")]
+)
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A person whose config lacks the daemon's data_dir must not be sent to migrate a new,
+    empty store in their home directory."""
+    missing = tmp_path / "inbox.db"  # in a folder that exists: SQLite would create it
+    result = CliRunner().invoke(main, ["--database-url", f"sqlite:///{missing}", *command])
+    assert result.exit_code == 1
+    assert f"no store at {missing}" in result.output
+    assert "data_dir" in result.output
+    assert not missing.exists()

@@ -133,8 +133,17 @@ def test_a_message_over_the_cap_is_kept_with_a_note_not_dropped(tmp_path: Path) 
     assert len(message.payload) > 5000
 
 
-def test_a_missing_maildir_is_logged_and_yields_nothing(tmp_path: Path) -> None:
-    assert fetch_all(connector(tmp_path / "nowhere")) == []
+def test_a_missing_maildir_fails_the_connector_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no Maildir at .*nowhere"):
+        fetch_all(connector(tmp_path / "nowhere"))
+
+
+def test_a_maildir_without_cur_is_read_from_new(tmp_path: Path) -> None:
+    root = make_maildir(tmp_path / "box")
+    deliver(root, "one.M1.host", b"Subject: one\r\n\r\nhi\r\n")
+    (root / "cur").rmdir()
+    batches = fetch_all(connector(root, include_cur=True))
+    assert [m.payload for b in batches for m in b.messages] == [b"Subject: one\r\n\r\nhi\r\n"]
 
 
 def test_dot_files_and_folders_are_ignored(tmp_path: Path) -> None:
