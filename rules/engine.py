@@ -74,8 +74,7 @@ class _FieldIndex:
     def __init__(self, read: Callable[[Facts], object]) -> None:
         self.read = read
         # Each key maps to its leaves as {leaf id: value as written}, merged into a message's
-        # hits with one dict.update (a message hits a hundred keyword leaves in bench/rules.py:
-        # a Python loop over them showed).
+        # hits with one dict.update (a keyword can be in many rules' leaves).
         #: Folded keywords and phrases ("out of office"), found by one scanner.
         self.keywords: dict[str, dict[int, str]] = defaultdict(dict)
         self.scanner: WordScanner | None = None
@@ -229,8 +228,8 @@ class CompiledRules:
         else:
             chosen = set(self._always)
             by_trigger = self._by_trigger
-            # Most hits are not triggers (a `language` leaf beside a keyword in an `all`):
-            # one set intersection in C instead of a lookup per hit (a hundred a message).
+            # Hits that trigger no rule (a second keyword of an `all` whose trigger is its
+            # first) drop out in one set intersection, in C.
             for leaf_id in known.keys() & by_trigger.keys():
                 chosen.update(by_trigger[leaf_id])
             rules = self.ruleset.rules
