@@ -67,6 +67,7 @@ typedef struct {
     uint32_t *stamps;
     uint32_t stamp;
     int32_t *found;
+    int built; /* set last in Scanner_init: every field above is there */
 } Scanner;
 
 typedef struct {
@@ -278,10 +279,16 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (PyUnicode_READY(text) < 0)
         return NULL;
-    if (self->found == NULL) {
+    if (!self->built) {
         PyErr_SetString(PyExc_RuntimeError, "the Scanner was not built");
         return NULL;
     }
+    /* Made before the pass: allocating a list may run the cyclic GC (Python 3.11), whose
+     * finalizers may scan with this Scanner (or let another thread do so) and overwrite
+     * self->found. Nothing below allocates a GC-tracked object. */
+    PyObject *result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
     Pass pass;
     memset(&pass, 0, sizeof pass);
     pass.scanner = self;
@@ -302,18 +309,18 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
      * takes microseconds (releasing and taking the GIL back would cost a good part of that). */
     int scanned = run(&pass, PyUnicode_KIND(text), PyUnicode_DATA(text),
                       PyUnicode_GET_LENGTH(text), check_nfc);
-    if (!scanned)
+    if (!scanned) {
+        Py_DECREF(result);
         return Py_NewRef(Py_None);
-    PyObject *result = PyList_New(pass.found_count);
-    if (result == NULL)
-        return NULL;
+    }
     for (Py_ssize_t k = 0; k < pass.found_count; k++) {
         PyObject *slot = PyLong_FromLong(pass.found[k]);
-        if (slot == NULL) {
+        if (slot == NULL || PyList_Append(result, slot) < 0) {
+            Py_XDECREF(slot);
             Py_DECREF(result);
             return NULL;
         }
-        PyList_SET_ITEM(result, k, slot);
+        Py_DECREF(slot);
     }
     return result;
 }
@@ -338,6 +345,12 @@ int_array(PyObject *sequence, const char *what, Py_ssize_t *count)
         if (value == -1 && PyErr_Occurred()) {
             PyMem_Free(array);
             Py_DECREF(fast);
+            return NULL;
+        }
+        if (value < -1 || value >= INT32_MAX) {
+            PyMem_Free(array);
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "a slot or word id is out of range");
             return NULL;
         }
         array[k] = (int32_t)value;
@@ -373,7 +386,7 @@ copy_uint32s(PyObject *buffer, Py_ssize_t *count)
 static int
 add_words(Scanner *self, PyObject *words, PyObject *word_slots)
 {
-    Py_ssize_t n = PyList_GET_SIZE(words);
+    Py_ssize_t n = PyTuple_GET_SIZE(words); /* a tuple: word_slots' __index__ cannot change it */
     Py_ssize_t slot_count;
     int32_t *slots = int_array(word_slots, "word_slots must be a sequence", &slot_count);
     if (slots == NULL)
@@ -390,7 +403,7 @@ add_words(Scanner *self, PyObject *words, PyObject *word_slots)
     self->buckets = PyMem_Malloc(capacity * sizeof(Bucket));
     Py_ssize_t pool_size = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *word = PyList_GET_ITEM(words, k);
+        PyObject *word = PyTuple_GET_ITEM(words, k);
         if (!PyUnicode_Check(word) || PyUnicode_READY(word) < 0) {
             PyMem_Free(slots);
             PyErr_SetString(PyExc_TypeError, "words must be strings");
@@ -408,7 +421,7 @@ add_words(Scanner *self, PyObject *words, PyObject *word_slots)
         self->buckets[b].word = -1;
     Py_ssize_t offset = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *word = PyList_GET_ITEM(words, k);
+        PyObject *word = PyTuple_GET_ITEM(words, k);
         Py_ssize_t length = PyUnicode_GET_LENGTH(word);
         if (length == 0) {
             PyMem_Free(slots);
@@ -433,7 +446,7 @@ add_words(Scanner *self, PyObject *words, PyObject *word_slots)
         self->buckets[at] = (Bucket){hash, (uint32_t)offset, (uint32_t)length, (int32_t)k,
                                      slots[k]};
         if (slots[k] >= self->slots)
-            self->slots = slots[k] + 1;
+            self->slots = (Py_ssize_t)slots[k] + 1;
         if (length > self->max_word)
             self->max_word = length;
         offset += length;
@@ -445,7 +458,7 @@ add_words(Scanner *self, PyObject *words, PyObject *word_slots)
 static int
 add_phrases(Scanner *self, PyObject *phrases, PyObject *phrase_slots, Py_ssize_t vocabulary)
 {
-    Py_ssize_t n = PyList_GET_SIZE(phrases);
+    Py_ssize_t n = PyTuple_GET_SIZE(phrases);
     Py_ssize_t slot_count;
     self->phrase_slot = int_array(phrase_slots, "phrase_slots must be a sequence", &slot_count);
     if (self->phrase_slot == NULL)
@@ -464,7 +477,7 @@ add_phrases(Scanner *self, PyObject *phrases, PyObject *phrase_slots, Py_ssize_t
     }
     Py_ssize_t total = 0;
     for (Py_ssize_t p = 0; p < n; p++) {
-        PyObject *phrase = PyList_GET_ITEM(phrases, p);
+        PyObject *phrase = PyTuple_GET_ITEM(phrases, p);
         Py_ssize_t length = PySequence_Size(phrase);
         if (length < 2) {
             if (!PyErr_Occurred())
@@ -481,9 +494,15 @@ add_phrases(Scanner *self, PyObject *phrases, PyObject *phrase_slots, Py_ssize_t
     Py_ssize_t at = 0;
     for (Py_ssize_t p = 0; p < n; p++) {
         Py_ssize_t length;
-        int32_t *ids = int_array(PyList_GET_ITEM(phrases, p), "a phrase is a sequence", &length);
+        int32_t *ids = int_array(PyTuple_GET_ITEM(phrases, p), "a phrase is a sequence", &length);
         if (ids == NULL)
             return -1;
+        /* len() above and the items here come from user code: they may disagree. */
+        if (length < 2 || length > total - at) {
+            PyMem_Free(ids);
+            PyErr_SetString(PyExc_ValueError, "a phrase changed while it was read");
+            return -1;
+        }
         for (Py_ssize_t k = 0; k < length; k++) {
             if (ids[k] < 0 || ids[k] >= vocabulary) {
                 PyMem_Free(ids);
@@ -498,7 +517,7 @@ add_phrases(Scanner *self, PyObject *phrases, PyObject *phrase_slots, Py_ssize_t
         if (length > self->max_phrase)
             self->max_phrase = length;
         if (self->phrase_slot[p] >= self->slots)
-            self->slots = self->phrase_slot[p] + 1;
+            self->slots = (Py_ssize_t)self->phrase_slot[p] + 1;
         PyMem_Free(ids);
     }
     self->phrase_start[n] = (int32_t)at;
@@ -533,7 +552,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
                                      &phrase_slots))
         return -1;
     Py_ssize_t table_len;
-    self->table = copy_uint32s(table, &table_len);
+    self->table = copy_uint32s(table, &table_len); /* first: a second __init__ is refused */
     if (self->table == NULL)
         return -1;
     if (table_len != TABLE_SIZE) {
@@ -547,7 +566,8 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         uint32_t entry = self->table[cp];
         if (((entry >> KIND_SHIFT) & KIND_MASK) == KIND_EXPANSION) {
             uint32_t at = entry & VALUE_MASK;
-            if (at >= self->expansions_len || at + self->expansions[at] >= self->expansions_len) {
+            if (at >= self->expansions_len ||
+                (Py_ssize_t)self->expansions[at] >= self->expansions_len - (Py_ssize_t)at) {
                 PyErr_SetString(PyExc_ValueError, "an expansion lies outside its array");
                 return -1;
             }
@@ -559,10 +579,27 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
             }
         }
     }
-    if (add_words(self, words, word_slots) < 0)
+    /* Snapshots: the slots' __index__ and the phrases' __len__/__iter__ run Python code
+     * that could change the lists under us. */
+    words = PyList_AsTuple(words);
+    if (words == NULL)
         return -1;
-    if (add_phrases(self, phrases, phrase_slots, PyList_GET_SIZE(words)) < 0)
+    phrases = PyList_AsTuple(phrases);
+    if (phrases == NULL) {
+        Py_DECREF(words);
         return -1;
+    }
+    int failed = add_words(self, words, word_slots) < 0 ||
+                 add_phrases(self, phrases, phrase_slots, PyTuple_GET_SIZE(words)) < 0;
+    Py_ssize_t keywords = PyTuple_GET_SIZE(words) + PyTuple_GET_SIZE(phrases);
+    Py_DECREF(words);
+    Py_DECREF(phrases);
+    if (failed)
+        return -1;
+    if (self->slots > keywords) {
+        PyErr_SetString(PyExc_ValueError, "a slot is beyond the keywords");
+        return -1;
+    }
     self->word = PyMem_Calloc((size_t)self->max_word + 1, sizeof(Py_UCS4));
     self->recent = PyMem_Calloc((size_t)self->max_phrase + 1, sizeof(int32_t));
     self->stamps = PyMem_Calloc((size_t)self->slots + 1, sizeof(uint32_t));
@@ -571,6 +608,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         return -1;
     }
+    self->built = 1;
     return 0;
 }
 

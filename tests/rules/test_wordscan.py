@@ -222,3 +222,39 @@ def test_the_blocks_built_in_one_go_are_what_each_character_gives() -> None:
     for block, _ in _UNIFORM_BLOCKS:
         for codepoint in block:
             assert table[codepoint] == _entry(codepoint, seconds, array("I")), hex(codepoint)
+
+
+@pytest.mark.skipif(not NATIVE, reason="the native scanner was not built (see the test above)")
+def test_the_native_scanner_refuses_what_it_cannot_use_safely() -> None:
+    """The C constructor checks what it is given, so that no scan reads outside its arrays."""
+    from rules import _wordscan  # type: ignore[attr-defined]
+
+    table, expansions = _tables()
+    scanner = _wordscan.Scanner
+    with pytest.raises(RuntimeError, match="not built"):
+        scanner.__new__(scanner).scan("lasku", True)
+    with pytest.raises(ValueError, match="one entry per BMP"):
+        scanner(table[:-4], expansions, ["a"], [0], [], [])
+    outside = array("I", [3 << 29] * 0x10000).tobytes()  # every character an expansion at 0
+    with pytest.raises(ValueError, match="outside"):
+        scanner(outside, array("I", [5]).tobytes(), ["a"], [0], [], [])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        scanner(table, expansions, ["a"], [0], [[0, 7]], [1])
+    with pytest.raises(ValueError, match="beyond"):
+        scanner(table, expansions, ["a"], [5], [], [])
+
+    class Shrinking:
+        """A phrase whose len() says 2 and which then yields nothing."""
+
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int) -> int:
+            raise IndexError
+
+    with pytest.raises(ValueError, match="changed"):
+        scanner(table, expansions, ["a"], [0], [Shrinking()], [1])
+    built = scanner(table, expansions, ["a"], [0], [], [])
+    with pytest.raises(RuntimeError, match="once"):
+        built.__init__(table, expansions, ["a"], [0], [], [])
+    assert built.scan("A a", True) == [0]
