@@ -118,6 +118,9 @@ class WordScanner:
         self.keywords = list(keywords)
         if len(set(self.keywords)) < len(self.keywords):
             raise ValueError("each keyword once: a scan reports a keyword's position")
+        if any("" in keyword.split(" ") for keyword in self.keywords):
+            # Keywords.folded never makes one; refused here by both paths alike.
+            raise ValueError("a keyword is words joined by single spaces, none empty")
         self._single = {word: slot for slot, word in enumerate(self.keywords) if " " not in word}
         self._phrases: Any = None
         if len(self._single) < len(self.keywords):

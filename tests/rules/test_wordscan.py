@@ -258,3 +258,9 @@ def test_the_native_scanner_refuses_what_it_cannot_use_safely() -> None:
     with pytest.raises(RuntimeError, match="once"):
         built.__init__(table, expansions, ["a"], [0], [], [])
     assert built.scan("A a", True) == [0]
+
+
+def test_a_keyword_with_an_empty_word_is_refused() -> None:
+    for bad in ([""], ["lasku "], [" lasku"], ["ei  toimi"]):
+        with pytest.raises(ValueError, match="none empty"):
+            WordScanner(bad)
