@@ -3,6 +3,7 @@ the PostgreSQL at 127.0.0.1:5432 (or INBOX_TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
+from inbox.log_setup import configure_logging
 
 POSTGRES_URL = os.environ.get(
     "INBOX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -77,3 +80,12 @@ def store(empty_store_url: str) -> Iterator[Store]:
         )
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Log lines as the daemon writes them off a terminal (JSON), at INFO."""
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream)  # a StringIO is not a terminal: JSON
+    yield stream
+    structlog.reset_defaults()

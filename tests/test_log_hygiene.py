@@ -38,7 +38,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from inbox.db import make_engine
-from inbox.log_setup import configure_logging
 from inbox.models import Message, OutboxItem, RawRecord
 from inbox.secrets import Secret, SecretSource
 from tests.conftest import BACKENDS, Store
@@ -47,6 +46,7 @@ from tests.fake_slack import FakeSlack
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import ingest, mail, make_pipeline, raw
 from tests.test_daemon import inbox_command
+from tests.test_log_setup import parsed
 from tests.test_slack_daemon import wait_for
 
 CUSTOMERS = "C0SHARED"
@@ -536,20 +536,8 @@ def test_debug_lines_say_more(run_daemon: Any) -> None:
 # -- each defence alone -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "auto", stream)  # a StringIO is not a terminal: JSON
-    yield stream
-    structlog.reset_defaults()
-
-
-def parsed(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-
 def test_a_secret_once_read_is_redacted_from_every_line_whoever_writes_it(
-    log_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = "xoxb-" + secrets.token_hex(16)
     monkeypatch.setenv("INBOX_TEST_REDACTED_TOKEN", token)
@@ -560,15 +548,15 @@ def test_a_secret_once_read_is_redacted_from_every_line_whoever_writes_it(
     except ConnectionError:
         log.exception("upstream_failed", headers={"Authorization": [f"Bearer {token}"]})
     logging.getLogger("some.library").error("retrying with %s", token)
-    assert token not in log_stream.getvalue()
-    failed, retrying = parsed(log_stream)
+    assert token not in log_lines.getvalue()
+    failed, retrying = parsed(log_lines)
     assert failed["headers"] == {"Authorization": ["Bearer [redacted]"]}
     assert failed["exception"][0]["exc_value"].endswith("?token=[redacted] failed")
     assert (retrying["event"], retrying["logger"]) == ("retrying with [redacted]", "some.library")
 
 
 def test_a_traceback_names_its_frames_but_not_their_local_variables(
-    log_stream: io.StringIO,
+    log_lines: io.StringIO,
 ) -> None:
     customer_text = marker("local")
 
@@ -579,13 +567,13 @@ def test_a_traceback_names_its_frames_but_not_their_local_variables(
         read_event({"text": customer_text})
     except KeyError:
         structlog.get_logger("tests.hygiene").exception("connector_failed", connector="slack")
-    [line] = parsed(log_stream)
+    [line] = parsed(log_lines)
     assert line["exception"][0]["frames"][-1]["name"] == "read_event"
-    assert customer_text not in log_stream.getvalue()
+    assert customer_text not in log_lines.getvalue()
 
 
 def test_a_crashing_normalizer_is_logged_by_type_and_place_and_its_words_kept_in_the_store(
-    store: Store, log_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    store: Store, log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     customer_text = marker("crash")
 
@@ -597,8 +585,8 @@ def test_a_crashing_normalizer_is_logged_by_type_and_place_and_its_words_kept_in
     with store.readers() as session:
         [error] = session.scalars(select(RawRecord.error))
     assert customer_text in error  # `inbox raw list --errors` still says what went wrong
-    assert customer_text not in log_stream.getvalue()
-    lines = parsed(log_stream)
+    assert customer_text not in log_lines.getvalue()
+    lines = parsed(log_lines)
     [crashed] = [line for line in lines if line["event"] == "normalize_crashed"]
     assert crashed["error_type"] == "ValueError" and "in crash" in crashed["traceback"]
     [kept] = [line for line in lines if line["event"] == "stored_raw_only"]

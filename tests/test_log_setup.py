@@ -5,22 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
-import pytest
-import structlog
-
-from inbox.log_setup import configure_logging
 from tests.conftest import Store
 from tests.helpers import ingest, mail, make_pipeline, raw
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure_logging("info", "auto", stream)  # a StringIO is not a terminal: JSON
-    yield stream
-    structlog.reset_defaults()
 
 
 def parsed(stream: io.StringIO) -> list[dict[str, object]]:
