@@ -56,9 +56,11 @@ SIGNING_SECRET_ENV = "INBOX_TEST_SLACK_SIGNING_SECRET"
 IMAP_PASSWORD_ENV = "INBOX_TEST_IMAP_PASSWORD"
 TWILIO_CREDENTIAL = "twilio-auth-token"
 ASSIGN_RULE = "everything-to-support"
+# Aino takes every language: a random marker can tip a short text's detected language (about one
+# chat text in 14 came out German), and a conversation nobody speaks waits unpinged in the queue.
 RULES = f"""\
 agents:
-  aino: {{name: Aino Agent, slack: UAINO, languages: [fi, et, en], capacity: 50}}
+  aino: {{name: Aino Agent, slack: UAINO, capacity: 50}}
 teams:
   support: {{members: [aino], strategy: round_robin}}
 rules:
@@ -433,6 +435,11 @@ def _run(tmp_path: Path, level: str, started: list[subprocess.Popen[bytes]]) -> 
             wait_for(listening, "the daemon to listen", timeout=30)
             deliver(listening(), slack, twilio, markers)
 
+            missing: list[str] = []  # what the last look did not find, for the failure
+            kept = {
+                name: text for name, text in markers.named().items() if text in markers.stored()
+            }
+
             def settled() -> bool:
                 failed = {
                     line.get("connector")
@@ -440,13 +447,20 @@ def _run(tmp_path: Path, level: str, started: list[subprocess.Popen[bytes]]) -> 
                     if line.get("event") == "connector_failed"
                 }
                 stored = stored_texts(url)
-                return (
-                    outbox(url) == ["sent"] * PINGS
-                    and all(text in stored for text in markers.stored())
-                    and {"broken", "imap", "slack"} <= failed
-                )
+                pings = outbox(url)
+                missing[:] = [
+                    *(name for name, text in kept.items() if text not in stored),
+                    *(f"{name} never failed" for name in {"broken", "imap", "slack"} - failed),
+                ]
+                if pings != ["sent"] * PINGS:
+                    missing.append(f"outbox {pings}")
+                return not missing
 
-            wait_for(settled, "everything stored, pinged, and each fault met", timeout=45)
+            try:
+                wait_for(settled, "everything stored, pinged, and each fault met", timeout=45)
+            except AssertionError as error:
+                tail = stderr.read_text(encoding="utf-8", errors="replace")[-6000:]
+                raise AssertionError(f"{error}; still missing: {missing}\n{tail}") from None
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=30)
