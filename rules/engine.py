@@ -10,8 +10,11 @@ load time every leaf that can be decided for all rules at once goes into an inde
 
 A rule can only match if one of its "trigger" leaves did (for `all`, the one of its indexed
 children; for `any`, all children must be indexed). Rules without a trigger (only `not`,
-numbers, times, ...) are evaluated for every message. So a message costs a few passes over its
-text plus the evaluation of the handful of rules it might match (bench/rules.py has figures).
+numbers, times, ...) are evaluated for every message. The handful of rules a message might
+match are asked through their predicates (rules/predicates.py: each condition written out as one
+Python function); only those that match walk their condition tree for the explanation. So a
+message costs a few passes over its text plus a function call per candidate rule
+(bench/rules.py has figures).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from rules.facts import Facts
 from rules.fields import Kind
 from rules.matchers import Contains, Equals, Keywords, Regex, unicode_classes
 from rules.model import Rule, RuleSet
+from rules.predicates import FoldedValues, compile_predicates
 from rules.text import fold
 from rules.wordscan import WordScanner
 
@@ -194,6 +198,7 @@ class CompiledRules:
                     self._by_trigger[leaf_id].append(rule.index)
         self._by_trigger = dict(self._by_trigger)
         self.leaf_count = len(leaves)
+        self._predicates, self._readers = compile_predicates([rule.when for rule in ruleset.rules])
 
     def _index(self, leaf: Leaf) -> None:
         """Puts an `_indexable` leaf in its field's index."""
@@ -233,7 +238,11 @@ class CompiledRules:
             for leaf_id in known.keys() & by_trigger.keys():
                 chosen.update(by_trigger[leaf_id])
             rules = self.ruleset.rules
-            candidates = [rules[index] for index in sorted(chosen)]
+            predicates = self._predicates
+            folded = FoldedValues(facts, self._readers)
+            candidates = [
+                rules[index] for index in sorted(chosen) if predicates[index](facts, known, folded)
+            ]
         decisions = evaluation.decisions
         for rule in candidates:
             if decisions.stopped_by:
@@ -242,8 +251,6 @@ class CompiledRules:
                     evaluation.results.append(RuleResult(rule, Verdict(False, why), False))
                     continue
                 break
-            if not trace and not rule.when.matches(facts, known):
-                continue
             verdict = rule.when.check(facts, known)
             if verdict.matched or trace:
                 evaluation.results.append(RuleResult(rule, verdict))

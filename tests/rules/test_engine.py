@@ -231,6 +231,11 @@ MANY = """\
             - all: [{body: {any_keyword: [arve]}}, {not: {subject: {contains: re}}}]
             - language: sv
         then: {tag: b}
+      # A header compared when the rule is looked at (its keyword triggers the rule), present
+      # or absent.
+      - name: keyword-and-header
+        when: {body: {any_keyword: [hei]}, headers: {x-priority: ["1", "2"]}, channel: email}
+        then: {tag: c}
 """
 
 _WORDS = st.sampled_from(["lasku", "arve", "LASKU", "re:", "123", "1", "x", "Arve", "hei", ""])
@@ -296,3 +301,22 @@ def test_hundreds_of_regexes_on_one_field_compile(tmp_path: Path) -> None:
     ]
     engine = compiled(tmp_path, "rules:\n" + "\n".join(lines) + "\n")
     assert matched(engine, body="Where is ORDER #69912?") == ["r6", "r69", "r699"]
+
+
+def test_a_condition_nested_deeper_than_python_parses_still_decides(tmp_path: Path) -> None:
+    # Each rule's condition becomes one Python expression (rules/predicates.py); past a depth
+    # the subtree is asked through the condition tree instead. 251 `not`s: an odd number.
+    condition = "{body: {any_keyword: [kiire]}}"
+    for _ in range(251):
+        condition = f"{{not: {condition}}}"
+    engine = compiled(
+        tmp_path,
+        f"""\
+        rules:
+          - {{name: deep, when: {condition}, then: {{priority: high}}}}
+          - {{name: plain, when: {{body: {{any_keyword: [kiire]}}}}, then: {{tag: x}}}}
+        tags: [x]
+        """,
+    )
+    assert matched(engine, body="Tämä on kiire") == ["plain"]
+    assert matched(engine, body="Ei mitään") == ["deep"]
