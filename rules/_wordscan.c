@@ -145,14 +145,18 @@ finish_word(Pass *p)
                 int matched = 1;
                 /* Word count - 1 .. 0 of the phrase against the ring, newest first. */
                 for (int32_t k = 1; k < count && matched; k++) {
-                    Py_ssize_t at = (p->recent_at - k + s->max_phrase) % s->max_phrase;
+                    Py_ssize_t at = p->recent_at - k;
+                    if (at < 0)
+                        at += s->max_phrase;
                     matched = p->recent[at] == s->phrase_words[first + count - 1 - k];
                 }
                 if (matched)
                     report(p, s->phrase_slot[phrase]);
             }
         }
-        p->recent_at = (p->recent_at + 1) % s->max_phrase;
+        /* Not `% max_phrase`: a division a word cost more than the rest of the word's work. */
+        if (++p->recent_at == s->max_phrase)
+            p->recent_at = 0;
     }
     p->length = 0;
     p->overflow = 0;

@@ -117,48 +117,57 @@ class _FieldIndex:
             return
         self.regex_sets.append((start, regex_set))
 
-    def find(self, facts: Facts, hits: dict[int, str]) -> None:
-        value = self.read(facts)
-        if value is None:
-            return
-        if isinstance(value, tuple):
-            values = [str(item) for item in value]
-            text = _LIST_JOIN.join(values)
-        else:
-            text = str(value)
-            values = [text]
-        if self.equals:
-            for item in values:
-                found = self.equals.get(fold(item))
-                if found:
-                    hits.update(found)
-        if self.contains_automaton is not None and text:
-            for item in values:
-                for _, leaves in self.contains_automaton.iter(fold(item)):
-                    hits.update(leaves)
-        if self.scanner is not None and text:
-            leaves = self.keyword_leaves
-            for slot in self.scanner.scan(text):
-                hits.update(leaves[slot])
-        if self.regex_sets and text:
-            # RE2 matches UTF-8: encoded once here, not once per set by the wrapper.
-            try:
-                encoded = text.encode("utf-8")
-            except UnicodeEncodeError:
-                # Lone surrogates: undecodable bytes the email package smuggles through
-                # (surrogateescape). RE2 refuses them; they match as "?".
-                text = text.encode("utf-8", "replace").decode("utf-8")
-                encoded = text.encode("utf-8")
-            for offset, regex_set in self.regex_sets:
-                self._match_set(offset, regex_set, encoded, text, hits)
+    def finder(self) -> Callable[[Facts, dict[int, str]], None]:
+        """The pass over this value, as a closure over what it needs: a message runs one per
+        index, and reading a dozen attributes of `self` in each cost more than the lookups."""
+        read = self.read
+        equals = self.equals or None
+        automaton = self.contains_automaton
+        scan = self.scanner.scan if self.scanner is not None else None
+        keyword_leaves = self.keyword_leaves
+        regex_sets = self.regex_sets
+        regexes = self.regexes
 
-    def _match_set(
-        self, offset: int, regex_set: Any, encoded: bytes, text: str, hits: dict[int, str]
-    ) -> None:
-        for position in regex_set.Match(encoded) or ():  # None when nothing matches
-            leaf_id, compiled, _ = self.regexes[offset + position]
-            match = compiled.search(text)
-            hits[leaf_id] = match.group(0)[:80] if match else ""
+        def find(facts: Facts, hits: dict[int, str]) -> None:
+            value = read(facts)
+            if value is None:
+                return
+            if isinstance(value, tuple):
+                values = [str(item) for item in value]
+                text = _LIST_JOIN.join(values)
+            else:
+                text = str(value)
+                values = [text]
+            if equals is not None:
+                for item in values:
+                    found = equals.get(fold(item))
+                    if found:
+                        hits.update(found)
+            if not text:
+                return
+            if automaton is not None:
+                for item in values:
+                    for _, leaves in automaton.iter(fold(item)):
+                        hits.update(leaves)
+            if scan is not None:
+                for slot in scan(text):
+                    hits.update(keyword_leaves[slot])
+            if regex_sets:
+                # RE2 matches UTF-8: encoded once here, not once per set by the wrapper.
+                try:
+                    encoded = text.encode("utf-8")
+                except UnicodeEncodeError:
+                    # Lone surrogates: undecodable bytes the email package smuggles through
+                    # (surrogateescape). RE2 refuses them; they match as "?".
+                    text = text.encode("utf-8", "replace").decode("utf-8")
+                    encoded = text.encode("utf-8")
+                for offset, regex_set in regex_sets:
+                    for position in regex_set.Match(encoded) or ():  # None: nothing matched
+                        leaf_id, compiled, _ = regexes[offset + position]
+                        match = compiled.search(text)
+                        hits[leaf_id] = match.group(0)[:80] if match else ""
+
+        return find
 
 
 class CompiledRules:
@@ -187,6 +196,7 @@ class CompiledRules:
                 leaf.indexed = False
         for index in self._indexes.values():
             index.compile()
+        self._finders = [index.finder() for index in self._indexes.values()]
         #: Rule positions: those evaluated for every message, and those a leaf's hit triggers.
         self._always: list[int] = []
         self._by_trigger: dict[int, list[int]] = defaultdict(list)
@@ -219,8 +229,8 @@ class CompiledRules:
 
     def hits(self, facts: Facts) -> dict[int, str]:
         found: dict[int, str] = {}
-        for index in self._indexes.values():
-            index.find(facts, found)
+        for find in self._finders:
+            find(facts, found)
         return found
 
     def evaluate(self, facts: Facts, *, trace: bool = False) -> Evaluation:
