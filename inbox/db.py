@@ -17,6 +17,8 @@ import structlog
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from inbox.log_setup import remember_secret
+
 log = structlog.get_logger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -67,6 +69,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     url = normalize_url(url)
     parsed = make_url(url)
+    if parsed.password:
+        # SQLAlchemy shows URLs as ***, but a driver's or a library's error may quote the URL
+        # (or the libpq DSN made from it) whole.
+        remember_secret(str(parsed.password))
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
     database = parsed.database

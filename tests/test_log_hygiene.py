@@ -569,6 +569,16 @@ def test_a_secret_once_read_is_redacted_from_every_line_whoever_writes_it(
     assert (retrying["event"], retrying["logger"]) == ("retrying with [redacted]", "some.library")
 
 
+def test_the_store_password_in_database_url_is_redacted_too(log_lines: io.StringIO) -> None:
+    password = "pg-" + secrets.token_hex(12)
+    url = f"postgresql://inbox:{password}@127.0.0.1:5432/test"
+    make_engine(url).dispose()
+    logging.getLogger("psycopg").warning("connection failed: %s", url)
+    [line] = parsed(log_lines)
+    assert password not in log_lines.getvalue()
+    assert line["event"] == "connection failed: postgresql://inbox:[redacted]@127.0.0.1:5432/test"
+
+
 def test_a_traceback_names_its_frames_but_not_their_local_variables(
     log_lines: io.StringIO,
 ) -> None:
