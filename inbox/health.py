@@ -147,6 +147,12 @@ class DaemonCollector(Collector):
         )
         decisions: Counter[str] = Counter()
         assignments: Counter[str] = Counter()
+        if daemon.rules is not None:
+            # Every rule and agent in force from the start, at 0: a series that appears only
+            # once counted leaves rate() and absence alerts nothing to work with.
+            ruleset = daemon.rules.current.ruleset
+            decisions.update(dict.fromkeys((rule.name for rule in ruleset.rules), 0))
+            assignments.update(dict.fromkeys(ruleset.agents, 0))
         now = time.time()
         for state in daemon.states:
             name = state.connector.name

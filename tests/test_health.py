@@ -30,12 +30,17 @@ RULES = """\
     agents:
       aino: {slack: U1, capacity: 1000}
       mart: {slack: U2, capacity: 1000}
+      liisa: {slack: U3, capacity: 1000}
     teams:
       desk: {members: [aino, mart], strategy: round_robin}
+      sms: {members: [liisa], strategy: round_robin}
     rules:
       - name: everything-to-the-desk
         when: {channel: email}
         then: {assign: {team: desk}}
+      - name: texts
+        when: {channel: sms}
+        then: {assign: {team: sms}}
 """
 MESSAGES = 30
 
@@ -134,6 +139,9 @@ def test_metrics_are_prometheus_text_with_ingest_rules_assignments_and_outbox(
     aino = samples[("inbox_assignments_total", (("agent", "aino"),))]
     mart = samples[("inbox_assignments_total", (("agent", "mart"),))]
     assert aino + mart == assigned and abs(aino - mart) <= 1  # round-robin
+    # A rule that never matched and an agent never assigned are there, at 0.
+    assert samples[("inbox_rule_decisions_total", (("rule", "texts"),))] == 0
+    assert samples[("inbox_assignments_total", (("agent", "liisa"),))] == 0
     assert samples[("inbox_outbox_items", (("status", "pending"),))] == assigned
     assert samples[("inbox_outbox_oldest_pending_seconds", ())] >= 0
     assert samples[("inbox_store_up", ())] == 1
