@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,3 +321,79 @@ def test_a_condition_nested_deeper_than_python_parses_still_decides(tmp_path: Pa
     )
     assert matched(engine, body="Tämä on kiire") == ["plain"]
     assert matched(engine, body="Ei mitään") == ["deep"]
+
+
+_LEAVES = st.sampled_from(
+    [
+        {"body": {"any_keyword": ["lasku"]}},
+        {"body": {"any_keyword": ["arve", "hei"]}},
+        {"subject": {"contains": "re"}},
+        {"body": {"regex": "\\d{3}"}},
+        {"language": "fi"},
+        {"language": ["et", "sv"]},
+        {"channel": "sms"},
+        {"from_domain": "x.example"},
+        {"headers": {"x-priority": "1"}},
+        {"headers": {"x-mailer": {"starts_with": "out"}}},
+        {"to": {"ends_with": "@northwind.example"}},
+        {"auto_submitted": True},
+    ]
+)
+_CONDITIONS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda children: {"all": children}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda children: {"any": children}),
+        inner.map(lambda child: {"not": child}),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    conditions=st.lists(_CONDITIONS, min_size=1, max_size=6),
+    body=st.lists(_WORDS, max_size=6).map(" ".join),
+    subject=st.lists(_WORDS, max_size=3).map(" ".join),
+    language=st.sampled_from(["fi", "et", "sv", ""]),
+    channel=st.sampled_from(["email", "sms"]),
+    domain=st.sampled_from(["x.example", "y.example"]),
+    headers=st.dictionaries(
+        st.sampled_from(["x-priority", "x-mailer"]), st.sampled_from(["1", "3", "Outlook"])
+    ),
+    auto_submitted=st.booleans(),
+)
+def test_any_nesting_of_conditions_decides_as_the_condition_tree(
+    tmp_path: Path,
+    conditions: list[dict[str, object]],
+    body: str,
+    subject: str,
+    language: str,
+    channel: str,
+    domain: str,
+    headers: dict[str, str],
+    auto_submitted: bool,
+) -> None:
+    # Production asks each candidate rule through its predicate (rules/predicates.py) and
+    # only the rules the indexes point at; the trace walks every rule's condition tree.
+    rules = [
+        {"name": f"r{number}", "when": condition, "then": {"tag": "a"}}
+        for number, condition in enumerate(conditions)
+    ]
+    engine = compiled(tmp_path, json.dumps({"tags": ["a"], "rules": rules}))
+    facts = Facts(
+        now=NOW,
+        body=body,
+        subject=subject,
+        language=language,
+        channel=channel,
+        from_address=f"someone@{domain}",
+        to=("support@northwind.example",),
+        headers=headers,
+        auto_submitted=auto_submitted,
+    )
+    fast = [r.rule.name for r in engine.evaluate(facts).matched]
+    full = [r.rule.name for r in engine.evaluate(facts, trace=True).matched]
+    assert fast == full
