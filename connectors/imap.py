@@ -8,7 +8,8 @@ Options (a `[[connectors]]` entry with `type = "imap"`; README "IMAP" has exampl
   365 take no passwords). Both are secret sources (inbox/secrets.py), never the secret itself.
 - `folders` (default `["INBOX"]`), `since` (a date: the first sync takes mail from then on).
 - `after_ingest`: `leave` (default: the mailbox is opened read-only), `seen`, or `move` to
-  `move_to` (MOVE, or COPY + EXPUNGE where the server lacks MOVE).
+  `move_to` (MOVE, or COPY + UID EXPUNGE where the server lacks MOVE; without UIDPLUS the
+  folder is expunged only when no mail but ours is marked deleted, see `_move`).
 - `max_message_bytes`: a larger message is stored raw-only (its header) with a note.
 - `idle` (default true), `idle_renew_seconds`, `poll_seconds`, `timeout_seconds`.
 
@@ -38,7 +39,7 @@ from typing import Any, ClassVar, Literal
 
 import structlog
 from imapclient import IMAPClient
-from imapclient.imapclient import SEEN
+from imapclient.imapclient import DELETED, SEEN
 from pydantic import Field, model_validator
 
 from connectors.base import ConnectorConfig
@@ -58,6 +59,8 @@ log = structlog.get_logger(__name__)
 
 #: RFC 2177: a client should renew its IDLE within 29 minutes, or the server may drop it.
 IDLE_LIMIT_SECONDS = 29 * 60
+#: The keyword (RFC 3501 flag) on mail we moved but could not expunge alone (no UIDPLUS).
+MOVED_KEYWORD = "$InboxMoved"
 #: UIDs per RFC822.SIZE request while planning a fetch.
 SIZE_WINDOW = 2_000
 _FULL = [b"BODY.PEEK[]", b"INTERNALDATE", b"RFC822.SIZE"]
@@ -352,11 +355,30 @@ class ImapConnector:
             client.move(uids, target)
             return
         client.copy(uids, target)
-        client.delete_messages(uids, silent=True)
         if client.has_capability("UIDPLUS"):
+            client.delete_messages(uids, silent=True)
             client.uid_expunge(uids)
-        else:
-            client.expunge()  # without UIDPLUS only all \\Deleted mail can be expunged
+            return
+        # Without UIDPLUS, EXPUNGE removes every \\Deleted message of the folder, also those a
+        # person marked in a mail client that does not expunge, and may still take back. So
+        # what we moved is marked with a keyword too (kept across restarts, unlike a list in
+        # memory), and the folder is expunged only when no other mail is marked deleted.
+        try:
+            client.add_flags(uids, [DELETED, MOVED_KEYWORD], silent=True)
+        except IMAPClient.Error:  # a server without keywords: ours look like anyone's
+            client.delete_messages(uids, silent=True)
+        others = client.search(["DELETED", "UNKEYWORD", MOVED_KEYWORD])
+        if others:
+            self.log.warning(
+                "imap_expunge_skipped",
+                folder=self._selected[0] if self._selected else None,
+                moved=len(uids),
+                others_marked_deleted=len(others),
+                reason="the server lacks UIDPLUS, and EXPUNGE would remove mail someone else "
+                "marked deleted: what was moved stays marked deleted here until then",
+            )
+            return
+        client.expunge()
 
     def _drop_session(self) -> None:
         with self._lock:

@@ -82,3 +82,9 @@ OLD_SERVER_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE 
 def dovecot_old(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
     """Like `dovecot`, but announcing neither MOVE nor IDLE after login."""
     yield from _serve(request, capabilities=OLD_SERVER_CAPABILITIES)
+
+
+@pytest.fixture
+def dovecot_oldest(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """Like `dovecot_old`, and without UIDPLUS (RFC 4315): EXPUNGE is all a client has."""
+    yield from _serve(request, capabilities=OLD_SERVER_CAPABILITIES.replace(" UIDPLUS", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -26,6 +27,7 @@ from inbox.pipeline import Pipeline
 from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot
 from tests.helpers import count, mail
+from tests.test_log_setup import parsed
 
 PASSWORD_ENV = "INBOX_TEST_IMAP_PASSWORD"
 
@@ -359,6 +361,44 @@ def test_without_move_the_server_gets_copy_then_expunge(store: Store, dovecot_ol
         connector.close()
     assert server_view(dovecot_old) == {}
     assert len(server_view(dovecot_old, "Done")) == 6
+
+
+def test_without_uidplus_a_move_expunges_only_when_no_one_else_marked_mail_deleted(
+    store: Store, dovecot_oldest: Dovecot, log_lines: io.StringIO
+) -> None:
+    server = dovecot_oldest
+    server.deliver_many(multilingual(2, start=100))
+    for path in (server.maildir / "new").iterdir():
+        os.utime(path, (1_600_000_000, 1_600_000_000))  # before `since`: not ours to fetch
+    with server.session() as client:
+        assert not client.has_capability("UIDPLUS")
+        client.select_folder("INBOX")
+        [kept, taken_back] = client.search()
+        # A person deleted one in a mail client that does not expunge, and may take it back.
+        client.add_flags([kept], [rb"\Deleted"])
+    server.deliver_many(multilingual(3))
+    connector = ImapConnector(
+        imap_config(server, since="2024-01-01", after_ingest="move", move_to="Done")
+    )
+    try:
+        sync(store, connector)
+        left = server_view(server)
+        assert len(server_view(server, "Done")) == 3
+        # Nothing expunged: the person's deleted mail is still there, and ours stay marked.
+        assert set(left) >= {kept, taken_back} and len(left) == 5
+        assert all(rb"\Deleted" in flags for uid, flags in left.items() if uid != taken_back)
+        [skipped] = [line for line in parsed(log_lines) if line["event"] == "imap_expunge_skipped"]
+        assert (skipped["connector"], skipped["others_marked_deleted"]) == ("mail", 1)
+
+        with server.session() as client:  # the person takes it back: ours are all then
+            client.select_folder("INBOX")
+            client.remove_flags([kept], [rb"\Deleted"])
+        server.deliver_many(multilingual(1, start=10))
+        sync(store, connector)
+    finally:
+        connector.close()
+    assert set(server_view(server)) == {kept, taken_back}
+    assert len(server_view(server, "Done")) == 4
 
 
 def test_several_folders_each_with_its_own_cursor(store: Store, dovecot: Dovecot) -> None:
