@@ -367,7 +367,7 @@ class ImapConnector:
             client.add_flags(uids, [DELETED, MOVED_KEYWORD], silent=True)
         except IMAPClient.Error:  # a server without keywords: ours look like anyone's
             client.delete_messages(uids, silent=True)
-        others = client.search(["DELETED", "UNKEYWORD", MOVED_KEYWORD])
+        others = set(client.search(["DELETED", "UNKEYWORD", MOVED_KEYWORD])) - set(uids)
         if others:
             self.log.warning(
                 "imap_expunge_skipped",
