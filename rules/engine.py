@@ -31,7 +31,7 @@ from rules.conditions import All, AnyOf, Condition, HeaderLeaf, Leaf, Verdict
 from rules.decisions import Decisions
 from rules.facts import Facts
 from rules.fields import Kind
-from rules.matchers import Contains, Equals, Keywords, Regex, unicode_classes
+from rules.matchers import Contains, Equals, Keywords, Regex, re2_text, unicode_classes
 from rules.model import Rule, RuleSet
 from rules.predicates import FoldedValues, compile_predicates
 from rules.text import fold
@@ -143,6 +143,19 @@ class _FieldIndex:
                     found = equals.get(fold(item))
                     if found:
                         hits.update(found)
+            if regex_sets:  # on an empty text too: /^\s*$/ matches an empty subject
+                # RE2 matches UTF-8: encoded once here, not once per set by the wrapper.
+                searched = text
+                try:
+                    encoded = text.encode("utf-8")
+                except UnicodeEncodeError:
+                    searched = re2_text(text)  # lone surrogates match as "?"
+                    encoded = searched.encode("utf-8")
+                for offset, regex_set in regex_sets:
+                    for position in regex_set.Match(encoded) or ():  # None: nothing matched
+                        leaf_id, compiled, _ = regexes[offset + position]
+                        match = compiled.search(searched)
+                        hits[leaf_id] = match.group(0)[:80] if match else ""
             if not text:
                 return
             if automaton is not None:
@@ -152,20 +165,6 @@ class _FieldIndex:
             if scan is not None:
                 for slot in scan(text):
                     hits.update(keyword_leaves[slot])
-            if regex_sets:
-                # RE2 matches UTF-8: encoded once here, not once per set by the wrapper.
-                try:
-                    encoded = text.encode("utf-8")
-                except UnicodeEncodeError:
-                    # Lone surrogates: undecodable bytes the email package smuggles through
-                    # (surrogateescape). RE2 refuses them; they match as "?".
-                    text = text.encode("utf-8", "replace").decode("utf-8")
-                    encoded = text.encode("utf-8")
-                for offset, regex_set in regex_sets:
-                    for position in regex_set.Match(encoded) or ():  # None: nothing matched
-                        leaf_id, compiled, _ = regexes[offset + position]
-                        match = compiled.search(text)
-                        hits[leaf_id] = match.group(0)[:80] if match else ""
 
         return find
 
@@ -248,11 +247,9 @@ class CompiledRules:
             for leaf_id in known.keys() & by_trigger.keys():
                 chosen.update(by_trigger[leaf_id])
             rules = self.ruleset.rules
-            predicates = self._predicates
-            folded = FoldedValues(facts, self._readers)
-            candidates = [
-                rules[index] for index in sorted(chosen) if predicates[index](facts, known, folded)
-            ]
+            candidates = [rules[index] for index in sorted(chosen)]
+        predicates = self._predicates
+        folded = FoldedValues(facts, self._readers)
         decisions = evaluation.decisions
         for rule in candidates:
             if decisions.stopped_by:
@@ -261,6 +258,8 @@ class CompiledRules:
                     evaluation.results.append(RuleResult(rule, Verdict(False, why), False))
                     continue
                 break
+            if not trace and not predicates[rule.index](facts, known, folded):
+                continue
             verdict = rule.when.check(facts, known)
             if verdict.matched or trace:
                 evaluation.results.append(RuleResult(rule, verdict))

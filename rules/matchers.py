@@ -45,6 +45,18 @@ def compile_re2(pattern: str) -> Any:
         raise ValueError(f"not a valid RE2 regex: {reason}") from None
 
 
+def re2_text(text: str) -> str:
+    """`text` as RE2 takes it: lone surrogates (bytes no charset could decode, which the email
+    package carries through as surrogateescape) become "?"; RE2 would refuse the whole text."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 _CLASSES = {"w": r"\pL\pN_", "d": r"\pN"}
 _WORD_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\[bB]")
 
@@ -197,7 +209,7 @@ class Glob(TextMatcher):
         object.__setattr__(self, "compiled", compiled)
 
     def test(self, text: str) -> str | None:
-        folded = fold(text)
+        folded = re2_text(fold(text))
         for value, pattern in zip(self.values, self.compiled, strict=True):
             if pattern.search(folded):
                 return value
@@ -212,7 +224,7 @@ class Regex(TextMatcher):
         object.__setattr__(self, "compiled", compile_re2(self.values[0]))
 
     def test(self, text: str) -> str | None:
-        match = self.compiled.search(text)
+        match = self.compiled.search(re2_text(text))
         return match.group(0)[:80] if match else None
 
     def describe(self) -> str:

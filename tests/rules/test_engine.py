@@ -397,3 +397,38 @@ def test_any_nesting_of_conditions_decides_as_the_condition_tree(
     fast = [r.rule.name for r in engine.evaluate(facts).matched]
     full = [r.rule.name for r in engine.evaluate(facts, trace=True).matched]
     assert fast == full
+
+
+def test_a_regex_for_a_blank_subject_matches_an_empty_one(tmp_path: Path) -> None:
+    engine = compiled(
+        tmp_path,
+        """\
+        rules:
+          - {name: no-subject, when: {subject: {regex: '^\\s*$'}}, then: {priority: low}}
+        """,
+    )
+    for subject, expected in (("", ["no-subject"]), ("   ", ["no-subject"]), ("Hei", [])):
+        facts = Facts(now=NOW, subject=subject)
+        assert [r.rule.name for r in engine.evaluate(facts).matched] == expected
+        assert [r.rule.name for r in engine.evaluate(facts, trace=True).matched] == expected
+
+
+def test_undecodable_bytes_in_a_file_name_match_as_question_marks(tmp_path: Path) -> None:
+    # The email package carries bytes no charset decodes as lone surrogates; RE2 refuses
+    # those, so every RE2 matcher sees "?" in their place instead of failing the message.
+    engine = compiled(
+        tmp_path,
+        """\
+        rules:
+          - {name: pdf, when: {attachment_name: {glob: "*.pdf"}}, then: {tag: a}}
+          - {name: odd, when: {attachment_name: {regex: 'lasku\\?'}}, then: {tag: b}}
+          - {name: body, when: {body: {regex: 'tilaus \\?\\d+'}}, then: {tag: c}}
+        tags: [a, b, c]
+        """,
+    )
+    names = ("lasku\udcff.pdf",)
+    assert matched(engine, attachment_names=names, body="tilaus \udce4123") == [
+        "pdf",
+        "odd",
+        "body",
+    ]
