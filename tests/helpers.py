@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -107,3 +109,7 @@ def message(store: Store, message_id: str) -> Message:
         found = session.scalar(select(Message).where(Message.message_id_header == message_id))
         assert found is not None, f"no message {message_id}"
         return found
+
+
+def parsed(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +16,7 @@ from inbox.db import make_engine
 from inbox.demo.generate import write_maildir
 from inbox.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS
+from tests.processes import assert_no_process_tagged, inbox_command, stored_raw
 
 MESSAGES = 3000
 
@@ -31,42 +31,6 @@ def write_config(tmp_path: Path, maildir: Path, url: str) -> Path:
         encoding="utf-8",
     )
     return config
-
-
-def inbox_command(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "inbox", "--config", str(config), *args]
-
-
-def stored_raw(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return connection.scalar(select(func.count()).select_from(RawRecord)) or 0
-    except Exception:
-        return 0  # tables not created yet
-    finally:
-        engine.dispose()
-
-
-def assert_no_process_tagged(tag: str) -> None:
-    """The killed daemon's normalizing worker (which inherited the tag in its environment)
-    must leave on its own, not linger."""
-    marker = f"INBOX_TEST_RUN={tag}".encode()
-    lingering: list[Path] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        lingering = [p for p in Path("/proc").glob("[0-9]*") if marker in _reads(p / "environ")]
-        if not lingering:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"processes of the killed daemon still run: {lingering}")
-
-
-def _reads(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
 
 
 @pytest.mark.slow

@@ -44,10 +44,8 @@ from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot
 from tests.fake_slack import FakeSlack
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import ingest, mail, make_pipeline, raw
-from tests.test_daemon import inbox_command
-from tests.test_log_setup import parsed
-from tests.test_slack_daemon import wait_for
+from tests.helpers import ingest, mail, make_pipeline, parsed, raw
+from tests.processes import inbox_command, wait_for
 
 CUSTOMERS = "C0SHARED"
 OURS = "+358942424242"

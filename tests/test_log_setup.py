@@ -4,14 +4,9 @@ and no message text above debug."""
 from __future__ import annotations
 
 import io
-import json
 
 from tests.conftest import Store
-from tests.helpers import ingest, mail, make_pipeline, raw
-
-
-def parsed(stream: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+from tests.helpers import ingest, mail, make_pipeline, parsed, raw
 
 
 def test_lines_about_a_message_carry_connector_and_conversation(

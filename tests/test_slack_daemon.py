@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,6 +19,7 @@ from inbox.models import Message, OutboxItem
 from rules.holder import RulesInForce
 from tests.conftest import Store
 from tests.fake_slack import FakeSlack
+from tests.processes import wait_for
 
 TOKEN_ENV = "INBOX_TEST_SLACK_TOKEN"
 SECRET_ENV = "INBOX_TEST_SLACK_SIGNING_SECRET"
@@ -95,15 +94,6 @@ class Running:
     def events_url(self) -> str:
         assert self.daemon.web is not None
         return self.daemon.web.url + "/webhooks/slack/events"
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def dm_texts(fake: FakeSlack, user: str) -> list[str]:

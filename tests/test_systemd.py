@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from inbox.demo.generate import write_maildir
-from tests.test_daemon import inbox_command, write_config
+from tests.processes import inbox_command
+from tests.test_daemon import write_config
 
 UNIT = Path(__file__).parent.parent / "systemd" / "inbox.service"
 needs_systemd_analyze = pytest.mark.skipif(

@@ -26,8 +26,8 @@ from inbox.models import Message, RawRecord
 from inbox.pipeline import Pipeline
 from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot
-from tests.helpers import count, mail
-from tests.test_log_setup import parsed
+from tests.helpers import count, mail, parsed
+from tests.processes import wait_for
 
 PASSWORD_ENV = "INBOX_TEST_IMAP_PASSWORD"
 
@@ -231,15 +231,6 @@ def _run_daemon(daemon: Daemon) -> threading.Thread:
     return thread
 
 
-def _wait_for(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
 def test_a_failing_login_never_blocks_another_connector(
     store: Store, dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,8 +249,8 @@ def test_a_failing_login_never_blocks_another_connector(
     )
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: count(store, Message) == 1, 20, "the Maildir's message")
-        _wait_for(lambda: daemon.states[0].failures > 0, 20, "the IMAP failure")
+        wait_for(lambda: count(store, Message) == 1, "the Maildir's message", timeout=20)
+        wait_for(lambda: daemon.states[0].failures > 0, "the IMAP failure", timeout=20)
         assert "login refused" in daemon.states[0].last_error
     finally:
         daemon.stopping.set()
@@ -295,7 +286,7 @@ def test_a_server_that_never_answers_holds_back_only_its_own_connector(
             time.sleep(0.5)  # the IMAP connector is now waiting for its greeting
             (maildir / "new" / "1.local").write_bytes(mail(message_id="local@example.test"))
             started = time.monotonic()
-            _wait_for(lambda: count(store, Message) == 1, 10, "the Maildir's message")
+            wait_for(lambda: count(store, Message) == 1, "the Maildir's message", timeout=10)
             assert time.monotonic() - started < 5
             assert daemon.states[0].last_success == 0  # still waiting on the silent server
         finally:
@@ -314,15 +305,15 @@ def test_server_stopped_and_restarted_during_a_sync_loses_and_doubles_nothing(
     daemon = Daemon(settings, [ImapConnector(imap_config(dovecot, poll_seconds=0.5))])
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: count(store, RawRecord) >= 100, 60, "the sync to start")
+        wait_for(lambda: count(store, RawRecord) >= 100, "the sync to start", timeout=60)
         began = time.monotonic()
         dovecot.stop()
         stopped_at = count(store, RawRecord)
         print(f"stopped at {stopped_at} in {time.monotonic() - began:.2f} s")
-        _wait_for(lambda: daemon.states[0].failures > 0, 30, "the connector to notice")
+        wait_for(lambda: daemon.states[0].failures > 0, "the connector to notice", timeout=30)
         assert "ImapError" in daemon.states[0].last_error
         dovecot.start()
-        _wait_for(lambda: count(store, RawRecord) == total, 120, "the sync to finish")
+        wait_for(lambda: count(store, RawRecord) == total, "the sync to finish", timeout=120)
     finally:
         daemon.stopping.set()
         daemon.wake.set()
@@ -457,9 +448,9 @@ def test_a_long_first_sync_takes_turns_with_the_other_connectors(
     daemon = Daemon(settings_for(store, batch_size=10), [imap, local])
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: daemon.states[1].totals.stored == 1, 60, "the Maildir's message")
+        wait_for(lambda: daemon.states[1].totals.stored == 1, "the Maildir's message", timeout=60)
         imap_done_then = daemon.states[0].totals.stored
-        _wait_for(lambda: daemon.states[0].totals.stored == total, 120, "the IMAP sync")
+        wait_for(lambda: daemon.states[0].totals.stored == total, "the IMAP sync", timeout=120)
     finally:
         daemon.stopping.set()
         daemon.wake.set()

@@ -17,7 +17,7 @@ from inbox.db import make_engine
 from inbox.models import Message, RawRecord
 from tests.connectors.test_imap import multilingual
 from tests.dovecot import Dovecot
-from tests.test_daemon import assert_no_process_tagged, inbox_command, stored_raw
+from tests.processes import assert_no_process_tagged, inbox_command, stored_raw
 
 MESSAGES = 5000
 

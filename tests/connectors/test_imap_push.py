@@ -13,13 +13,13 @@ from tests.conftest import Store
 from tests.connectors.test_imap import (
     PASSWORD_ENV,
     _run_daemon,
-    _wait_for,
     imap_config,
     multilingual,
     settings_for,
 )
 from tests.dovecot import Dovecot
 from tests.helpers import count
+from tests.processes import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +34,13 @@ def test_idle_stores_new_mail_within_seconds_though_polling_is_an_hour_away(
     daemon = Daemon(settings_for(store), [connector])
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: any(w.idling.is_set() for w in connector.watchers), 20, "IDLE")
+        wait_for(lambda: any(w.idling.is_set() for w in connector.watchers), "IDLE", timeout=20)
         for round_ in range(3):
             delivered = time.monotonic()
             dovecot.deliver_many(multilingual(1, start=round_))
-            _wait_for(lambda n=round_ + 1: count(store, Message) == n, 10, "the pushed message")
+            wait_for(
+                lambda n=round_ + 1: count(store, Message) == n, "the pushed message", timeout=10
+            )
             assert time.monotonic() - delivered < 10
     finally:
         daemon.stopping.set()
@@ -55,9 +57,9 @@ def test_idle_is_renewed_and_still_delivers(store: Store, dovecot: Dovecot) -> N
     daemon = Daemon(settings_for(store), [connector])
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: any(w.renewals >= 3 for w in connector.watchers), 20, "renewals")
+        wait_for(lambda: any(w.renewals >= 3 for w in connector.watchers), "renewals", timeout=20)
         dovecot.deliver_many(multilingual(1))
-        _wait_for(lambda: count(store, Message) == 1, 10, "the pushed message")
+        wait_for(lambda: count(store, Message) == 1, "the pushed message", timeout=10)
     finally:
         daemon.stopping.set()
         daemon.wake.set()
@@ -69,13 +71,15 @@ def test_idle_comes_back_after_a_server_restart(store: Store, dovecot: Dovecot) 
     daemon = Daemon(settings_for(store), [connector])
     thread = _run_daemon(daemon)
     try:
-        _wait_for(lambda: any(w.idling.is_set() for w in connector.watchers), 20, "IDLE")
+        wait_for(lambda: any(w.idling.is_set() for w in connector.watchers), "IDLE", timeout=20)
         dovecot.restart()
         # The watcher notices the closed connection, backs off (1-2 s), reconnects.
-        _wait_for(lambda: not any(w.idling.is_set() for w in connector.watchers), 20, "drop")
-        _wait_for(lambda: any(w.idling.is_set() for w in connector.watchers), 30, "IDLE again")
+        wait_for(lambda: not any(w.idling.is_set() for w in connector.watchers), "drop", timeout=20)
+        wait_for(
+            lambda: any(w.idling.is_set() for w in connector.watchers), "IDLE again", timeout=30
+        )
         dovecot.deliver_many(multilingual(1))
-        _wait_for(lambda: count(store, Message) == 1, 15, "the pushed message")
+        wait_for(lambda: count(store, Message) == 1, "the pushed message", timeout=15)
     finally:
         daemon.stopping.set()
         daemon.wake.set()
@@ -88,9 +92,11 @@ def test_without_idle_the_connector_polls(store: Store, dovecot_old: Dovecot) ->
     thread = _run_daemon(daemon)
     try:
         # The watcher finds no IDLE, says so and leaves; polling carries the mail.
-        _wait_for(lambda: connector.watchers and not connector.watchers[0].is_alive(), 20, "exit")
+        wait_for(
+            lambda: connector.watchers and not connector.watchers[0].is_alive(), "exit", timeout=20
+        )
         dovecot_old.deliver_many(multilingual(2))
-        _wait_for(lambda: count(store, Message) == 2, 15, "the polled messages")
+        wait_for(lambda: count(store, Message) == 2, "the polled messages", timeout=15)
     finally:
         daemon.stopping.set()
         daemon.wake.set()

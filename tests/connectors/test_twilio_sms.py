@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ from inbox.pipeline import Pipeline
 from inbox.web import WebServer
 from tests.conftest import BACKENDS, Store
 from tests.fake_twilio import TWILIO_API, FakeTwilio
+from tests.processes import wait_for
 
 TOKEN_ENV = "INBOX_TEST_TWILIO_TOKEN"
 OURS = "+358942424242"
@@ -287,16 +288,6 @@ def test_stop_and_start_are_recorded_on_the_contact(
 # -- in a running daemon ------------------------------------------------------------------------
 
 
-def wait_for(
-    condition: Callable[[], Any], what: str, timeout: float = 30.0, state: Callable[[], Any] = str
-) -> None:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"waited {timeout} s for {what}; {state()}")
-        time.sleep(0.02)
-
-
 def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
     store: Store, twilio: FakeTwilio, tmp_path: Path
 ) -> None:
@@ -310,7 +301,7 @@ def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
         daemon = Daemon(settings, [TwilioSmsConnector(config_for(twilio, tmp_path))])
         thread = threading.Thread(target=daemon.run, daemon=True)
         thread.start()
-        wait_for(lambda: daemon.web is not None, "the receiver")
+        wait_for(lambda: daemon.web is not None, "the receiver", timeout=30)
         return daemon, thread
 
     def stop(daemon: Daemon, thread: threading.Thread) -> None:
@@ -329,13 +320,15 @@ def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
         message = twilio.receive(f"+35840765432{number}", OURS, f"Live {number}")
         params = twilio.webhook_params(message, api_base=TWILIO_API)
         assert post(daemon.web, params, twilio.sign(PUBLIC_URL, params))[0] == 200
-    wait_for(lambda: stored() == 3, "3 webhooks to be stored", state=lambda: texts(store))
+    wait_for(
+        lambda: stored() == 3, "3 webhooks to be stored", timeout=30, state=lambda: texts(store)
+    )
     stop(daemon, thread)
 
     missed = [twilio.receive(f"+35840111000{n}", OURS, f"While down {n}") for n in range(5)]
     daemon, thread = start()
     try:
-        wait_for(lambda: stored() == 8, "the catch-up", state=lambda: texts(store))
+        wait_for(lambda: stored() == 8, "the catch-up", timeout=30, state=lambda: texts(store))
         # Twilio's own retries of the missed webhooks arrive late: nothing twice.
         assert daemon.web is not None
         for message in missed:

@@ -18,6 +18,7 @@ from inbox.db import make_engine
 from inbox.models import Conversation, ConversationTag, Tag
 from rules.holder import RulesInForce
 from tests.helpers import mail
+from tests.processes import wait_for
 
 VERSION_ONE = """\
     tags: [first, second]
@@ -85,15 +86,6 @@ def _tags(url: str) -> dict[str, set[str]]:
         engine.dispose()
 
 
-def _wait_for(predicate: object, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _events(log: Path) -> list[dict[str, object]]:
     found = []
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -134,27 +126,32 @@ def test_the_running_daemon_reloads_on_change_and_on_sighup(tmp_path: Path) -> N
         )
     try:
         _deliver(maildir, "one", "hello one")
-        _wait_for(lambda: _tags(url).get("hello one") == {"first"}, "the first rules")
+        wait_for(lambda: _tags(url).get("hello one") == {"first"}, "the first rules", timeout=30)
         write(rules_file, BROKEN)
-        _wait_for(
+        wait_for(
             lambda: any(e.get("event") == "rules_reload_refused" for e in _events(log)),
             "the broken file to be refused",
+            timeout=30,
         )
         refused = next(e for e in _events(log) if e.get("event") == "rules_reload_refused")
         assert any("unknown tag 'frist', did you mean 'first'?" in p for p in refused["problems"])
         _deliver(maildir, "two", "hello two")
-        _wait_for(lambda: _tags(url).get("hello two") == {"first"}, "the old rules to stay")
+        wait_for(
+            lambda: _tags(url).get("hello two") == {"first"}, "the old rules to stay", timeout=30
+        )
         write(rules_file, VERSION_TWO)
-        _wait_for(
+        wait_for(
             lambda: any(e.get("event") == "rules_reloaded" for e in _events(log)),
             "the fixed file to be loaded",
+            timeout=30,
         )
         _deliver(maildir, "three", "hello three")
-        _wait_for(lambda: _tags(url).get("hello three") == {"second"}, "the new rules")
+        wait_for(lambda: _tags(url).get("hello three") == {"second"}, "the new rules", timeout=30)
         process.send_signal(signal.SIGHUP)
-        _wait_for(
+        wait_for(
             lambda: any(e.get("reason") == "SIGHUP" for e in _events(log)),
             "the reload on SIGHUP",
+            timeout=30,
         )
     finally:
         process.send_signal(signal.SIGTERM)
