@@ -146,5 +146,7 @@ def compile_predicates(conditions: Sequence[Condition]) -> tuple[list[Predicate]
     # The source holds numbers and the names _Writer made, never a word of the rules file:
     # what an admin wrote reaches the functions only as values in the namespace.
     exec(compile("\n".join(source), "<rules>", "exec"), namespace)
-    predicates = [namespace[f"rule_{number}"] for number in range(len(conditions))]
+    # Taken out of their namespace, which is their globals: no cycle for a reload to leave to
+    # the garbage collector.
+    predicates = [namespace.pop(f"rule_{number}") for number in range(len(conditions))]
     return predicates, writer.readers
