@@ -33,10 +33,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.loopback import LoopbackServer
 
 TEAM_ID = "T1"
 APP_ID = "A0INBOX"
@@ -201,8 +202,10 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
     return {"event_type": metadata["event_type"], "event_payload": payload}
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """A Slack workspace with one bot, served over HTTP on a free loopback port."""
+
+    thread_name = "fake-slack"
 
     def __init__(
         self,
@@ -219,7 +222,7 @@ class FakeSlack:
         self.team_id = TEAM_ID
         self.latency = 0.0
         self.calls: list[Call] = []
-        self.url = ""
+        super().__init__()
         self._lock = threading.RLock()
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, dict[str, Any]] = {}
@@ -233,8 +236,6 @@ class FakeSlack:
         self._drop_next: dict[str, int] = {}
         self._in_flight = 0
         self._idle = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "api.test": self._api_test,
             "auth.test": self._auth_test,
@@ -252,42 +253,16 @@ class FakeSlack:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> FakeSlack:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             slack = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{port}/api/"
-        # A short poll interval: stop() waits for serve_forever to notice, once per test.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="fake-slack", daemon=True
-        )
-        self._thread.start()
-        return self
+        return Handler
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def api_url(self, origin: str) -> str:
+        return origin + "/api/"
 
     # -- workspace set-up, as a person would do it in Slack ---------------------------------
 

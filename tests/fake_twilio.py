@@ -60,14 +60,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import phonenumbers
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+
+from tests.loopback import LoopbackServer
 
 TWILIO_API = "https://api.twilio.com"
 API_VERSION = "2010-04-01"
@@ -216,8 +217,10 @@ class RedirectingHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """One Twilio account with its phone numbers, served over HTTP on a free loopback port."""
+
+    thread_name = "fake-twilio"
 
     def __init__(
         self,
@@ -231,7 +234,7 @@ class FakeTwilio:
         self.auth_token = auth_token
         self.numbers: tuple[str, ...] = tuple(numbers or ())
         self.media_redirect = media_redirect
-        self.url = ""
+        super().__init__()
         self.calls: list[Call] = []
         self.media_fetches = 0
         self.api_keys: dict[str, str] = {}
@@ -240,45 +243,16 @@ class FakeTwilio:
         self._cdn: dict[str, _Media] = {}
         self._arrivals = itertools.count(1)
         self._failures: list[_Failure] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> FakeTwilio:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             twilio = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Handler
 
     def http_client(self, **kwargs: Any) -> RedirectingHttpClient:
         return RedirectingHttpClient(self.url, **kwargs)
