@@ -1,7 +1,7 @@
 """Slack pings: from the commit that assigns a conversation to Slack's chat.postMessage.
 
     python bench/notify.py [--assignments 1000] [--agents 5] [--rate-limited 0.05]
-                           [--batch-size 20] [--senders 4]
+                           [--batch-size 20] [--senders 4] [--per-channel-rate 0]
 
 Stores N customer mails through the real pipeline with a rules file that assigns each new
 conversation round-robin to one of the agents, into a fresh SQLite store, while the real
@@ -18,6 +18,10 @@ that met no 429, and whether every ping was delivered exactly once (from the ide
 each accepted message's metadata): a ping missing or sent twice makes the run exit 1. The
 aim (from the issue): p95 under 1 s when Slack answers at once. A benchmark, not a test: it
 prints figures and asserts only exactly-once.
+
+The notifier's own pace per channel (slack.per_channel_rate, one post a second by default, as
+Slack allows) is off here by default: 200 pings to each agent within seconds would measure the
+pace, not the notifier. `--per-channel-rate 1` shows what it does to such a burst.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace, rate_limited: float) -> bool:
         )
         notifier = Notifier(
             make_sessionmaker(engine, writer=True),
-            SlackSettings(senders=args.senders),
+            SlackSettings(senders=args.senders, per_channel_rate=args.per_channel_rate),
             client=WebClient(token=slack.bot_token, base_url=slack.url),
         )
         notifier.start()
@@ -213,6 +217,7 @@ def main() -> None:
     parser.add_argument("--rate-limited", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--per-channel-rate", type=float, default=0.0)
     args = parser.parse_args()
     configure_logging("error", "console")
     ok = run(args, 0.0)

@@ -100,6 +100,10 @@ class SlackSettings(BaseModel):
     desk_url: str = ""
     #: Pings sent side by side (each Slack channel still gets them in order).
     senders: int = Field(default=4, ge=1, le=32)
+    #: Our own pace per Slack channel (an agent's DM, a team's channel): Slack takes about one
+    #: post a second to a channel, with short bursts. 0: no pacing (Retry-After still holds).
+    per_channel_rate: float = Field(default=1.0, ge=0)
+    per_channel_burst: int = Field(default=4, ge=1, le=100)
     #: Attempts before a ping that keeps failing is marked dead (rate limits do not count).
     max_attempts: int = Field(default=8, ge=1, le=100)
     timeout_seconds: float = Field(default=10, gt=0)

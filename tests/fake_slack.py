@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import random
 import threading
 import time
@@ -234,6 +235,11 @@ class FakeSlack(LoopbackServer):
         self._fail_fraction: dict[str, _FractionFailure] = {}
         self._delay_next: dict[str, list[float]] = {}
         self._drop_next: dict[str, int] = {}
+        #: limit_posts_per_channel: seconds between posts to a channel, how early a post may
+        #: come, and each channel's next post time (time.monotonic).
+        self._post_interval = 0.0
+        self._post_tolerance = 0.0
+        self._next_post_at: dict[str, float] = {}
         self._in_flight = 0
         self._idle = threading.Condition()
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -442,6 +448,16 @@ class FakeSlack(LoopbackServer):
                 fraction, status, retry_after, random.Random(seed)
             )
 
+    def limit_posts_per_channel(self, per_second: float, *, burst: int = 1) -> None:
+        """chat.postMessage as Slack limits it: about ``per_second`` posts to one channel,
+        with short bursts; a post beyond that is answered 429 with Retry-After. Modelled as
+        GCRA (each post moves the channel's "theoretical arrival time" on by 1/per_second; a
+        post may come at most ``burst - 1`` intervals early). 0 turns it off."""
+        with self._lock:
+            self._post_interval = 1 / per_second if per_second > 0 else 0.0
+            self._post_tolerance = (burst - 1) * self._post_interval
+            self._next_post_at.clear()
+
     def delay_next(self, method: str, seconds: float, *, count: int = 1) -> None:
         """The next ``count`` calls to ``method`` answer ``seconds`` late, but take effect all
         the same: a client that gives up first cannot know whether Slack acted on it."""
@@ -530,7 +546,7 @@ class FakeSlack(LoopbackServer):
         self, method: str, args: dict[str, Any], token: str
     ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
-            failure = self._injected_failure(method)
+            failure = self._injected_failure(method, args)
             if failure is not None:
                 self.calls.append(
                     Call(method, args, token, failure.status, error=f"http_{failure.status}")
@@ -553,11 +569,19 @@ class FakeSlack(LoopbackServer):
         body = json.dumps(answer).encode()
         return 200, {"Content-Type": "application/json; charset=utf-8"}, body
 
-    def _injected_failure(self, method: str) -> _Failure | None:
+    def _injected_failure(self, method: str, args: dict[str, Any]) -> _Failure | None:
         for key in (method, "*"):
             queued = self._fail_next.get(key)
             if queued:
                 return queued.pop(0)
+        if method == "chat.postMessage" and self._post_interval > 0:
+            channel = str(args.get("channel", ""))
+            now = time.monotonic()
+            due = max(self._next_post_at.get(channel, now), now)
+            if due - now > self._post_tolerance:
+                early = due - now - self._post_tolerance
+                return _Failure(429, max(1, math.ceil(early)))
+            self._next_post_at[channel] = due + self._post_interval
         for key in (method, "*"):
             chance = self._fail_fraction.get(key)
             if chance is not None and chance.rng.random() < chance.fraction:

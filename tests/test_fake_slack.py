@@ -172,6 +172,21 @@ def test_slack_sdks_rate_limit_handler_waits_out_retry_after_and_succeeds(
     assert len(fake.messages("C1")) == 1
 
 
+def test_posts_beyond_a_channels_limit_are_answered_429_and_other_channels_go_on(
+    client: WebClient, fake: FakeSlack
+) -> None:
+    fake.add_channel("C2", name="other")
+    fake.limit_posts_per_channel(5, burst=2)  # a post every 0.2 s, two at once
+    client.chat_postMessage(channel="C1", text="1")
+    client.chat_postMessage(channel="C1", text="2")
+    error = error_of(lambda: client.chat_postMessage(channel="C1", text="3"))
+    assert error.response.status_code == 429 and error.response.headers["Retry-After"] == "1"
+    client.chat_postMessage(channel="C2", text="elsewhere")
+    time.sleep(0.25)
+    client.chat_postMessage(channel="C1", text="3")
+    assert [m["text"] for m in fake.messages("C1")] == ["1", "2", "3"]
+
+
 def test_a_5xx_is_an_html_page_that_slack_sdk_raises_on(client: WebClient, fake: FakeSlack) -> None:
     fake.fail_next("chat.postMessage", status=503)
     error = error_of(lambda: client.chat_postMessage(channel="C1", text="x"))
