@@ -328,8 +328,9 @@ def _stderr_console() -> Any:
 
 
 def _register_subcommands() -> None:
-    from inbox.cli_conversations import conversations, raw
+    from inbox.cli_conversations import conversations
     from inbox.cli_outbox import outbox
+    from inbox.cli_raw import raw
     from inbox.cli_rules import rules
     from inbox.cli_status import status
 
