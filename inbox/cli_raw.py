@@ -25,6 +25,7 @@ def raw() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def list_raw(app: AppContext, errors: bool, limit: int, as_json: bool) -> None:
+    """What arrived, newest first: connector, id at the source, size, and what went wrong."""
     query = (
         select(
             RawRecord.id,
