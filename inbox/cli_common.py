@@ -33,8 +33,8 @@ def console() -> Console:
     """Rich assumes 80 columns when output is not a terminal; a pipe or a file gets the
     whole table instead of ellipses. No emoji codes: markup=False leaves them on, and
     "person:sari: agent=..." or a customer's ":smile:" must print as written."""
-    console = Console(highlight=False, emoji=False)
-    return console if console.is_terminal else Console(highlight=False, emoji=False, width=200)
+    terminal = Console(highlight=False, emoji=False)
+    return terminal if terminal.is_terminal else Console(highlight=False, emoji=False, width=200)
 
 
 def when(value: datetime | None) -> str:
