@@ -165,12 +165,17 @@ class SpooledConnector:
         return True
 
     def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
-        yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
+        yield from self.fetch_spooled(batch_size)
         if time.monotonic() < self._next_catchup:
             return
         self._next_catchup = 0.0  # stays due if the catch-up fails
         yield from self.catch_up(cursors, batch_size)
         self._next_catchup = time.monotonic() + self.catchup_seconds
+
+    def fetch_spooled(self, batch_size: int) -> Iterator[Batch]:
+        """Only what this process's receiver spooled: a daemon standing by for another that
+        holds the connector's lease (inbox/leases.py) still stores that."""
+        yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
 
     def acknowledge(self, batch: Batch) -> None:
         if batch.acknowledge:

@@ -49,6 +49,8 @@ def _print(body: dict[str, Any]) -> None:
             + (f"{_ago(last)} ago" if last is not None else "not yet")
         )
         click.echo(line)
+        if connector.get("lease_held_by"):
+            click.echo(f"      polled by the daemon {connector['lease_held_by']}")
         if connector.get("last_error") and connector["state"] == "degraded":
             failures = connector.get("failures_in_a_row")
             click.echo(f"      {failures} failures in a row: {connector['last_error']}")

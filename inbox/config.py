@@ -72,6 +72,9 @@ class IngestSettings(BaseModel):
     #: one by 10-15% even though the main process then shares a core; past four, the main
     #: process (storing) is the bound.
     workers: int = Field(default_factory=lambda: default_workers(), ge=0, le=32)
+    #: Several daemons on one store: a connector's upstream is polled by the one holding its
+    #: lease; another takes over this long after the holder died (at once after it stopped).
+    lease_seconds: float = Field(default=60, ge=5, le=3600)
     #: Candidate languages for detection (ISO 639-1). Fewer candidates: faster and surer.
     languages: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES))
 

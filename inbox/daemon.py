@@ -29,6 +29,7 @@ import structlog
 from connectors.base import Connector
 from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
+from inbox.leases import LeaseLost, Leases, Standby, holder_name
 from inbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Pipeline
 from inbox.systemd_notify import SystemdNotifier
@@ -59,6 +60,8 @@ class _ConnectorState:
     #: Set to poll now (a push from the upstream, or the daemon stopping).
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    #: Another daemon holds this connector's lease: this one stands by (inbox/leases.py).
+    standby: Standby | None = None
 
 
 class Daemon:
@@ -79,6 +82,11 @@ class Daemon:
             rules=rules,
         )
         self.states = [_ConnectorState(connector) for connector in connectors]
+        self.leases = Leases(
+            make_sessionmaker(self.engine, writer=True),
+            seconds=settings.ingest.lease_seconds,
+            holder=holder_name(settings.data_dir),
+        )
         #: Sends the outbox's Slack pings, when a bot token is configured.
         self.notifier: Notifier | None = None
         if settings.slack.bot_token is not None:
@@ -172,6 +180,7 @@ class Daemon:
             self._join_connector_threads()
             for state in self.states:
                 state.connector.close()
+            self._release_leases()
             if self.notifier is not None:
                 self.notifier.stop()
             self.pipeline.close()
@@ -295,14 +304,23 @@ class Daemon:
     def _poll(self, state: _ConnectorState) -> None:
         connector = state.connector
         try:
+            state.standby = self.leases.hold(connector.name)
+            if state.standby is not None:
+                self._stand_by(state)
+                return
             batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
-            for batch, result in self.pipeline.ingest_many(batches):
+            fence = self.leases.fence
+            for batch, result in self.pipeline.ingest_many(batches, fence=fence):
                 state.totals.add(result)
                 if self.notifier is not None and result.stored:
                     self.notifier.wake()  # the batch may have written pings: send them now
                 connector.acknowledge(batch)
                 if self.stopping.is_set():
                     break
+        except LeaseLost as lost:
+            log.warning("connector_lease_lost", connector=connector.name, reason=str(lost))
+            state.next_poll = time.monotonic() + self._standby_seconds(connector)
+            return
         except Exception as error:
             state.failures += 1
             state.failures_total += 1
@@ -320,6 +338,31 @@ class Daemon:
         state.failures = 0
         state.last_success = time.time()
         state.next_poll = time.monotonic() + self._poll_seconds(connector)
+
+    def _stand_by(self, state: _ConnectorState) -> None:
+        """Another daemon polls this connector's upstream. What this daemon's own receiver
+        spooled is still stored here (no other daemon can see that spool)."""
+        connector = state.connector
+        spooled = getattr(connector, "fetch_spooled", None)
+        if callable(spooled):
+            for batch, result in self.pipeline.ingest_many(spooled(self._batch_size())):
+                state.totals.add(result)
+                if self.notifier is not None and result.stored:
+                    self.notifier.wake()
+                connector.acknowledge(batch)
+        state.failures = 0
+        state.last_success = time.time()
+        state.next_poll = time.monotonic() + self._standby_seconds(connector)
+
+    def _standby_seconds(self, connector: Connector) -> float:
+        """Standing by, look again often enough to take over soon after the holder is gone."""
+        return min(self._poll_seconds(connector), self.settings.ingest.lease_seconds / 3)
+
+    def _release_leases(self) -> None:
+        try:
+            self.leases.release([state.connector.name for state in self.states])
+        except Exception:  # the store is away: the leases run out by themselves
+            log.warning("connector_leases_not_released", exc_info=True)
 
     def _batch_size(self) -> int:
         return self.settings.ingest.batch_size

@@ -79,7 +79,13 @@ def report(daemon: Daemon) -> dict[str, Any]:
                 "channel": state.connector.channel,
                 "state": "degraded"
                 if state.failures
-                else ("ok" if state.last_success else "starting"),
+                else (
+                    "standby"
+                    if state.standby is not None
+                    else ("ok" if state.last_success else "starting")
+                ),
+                #: Another daemon on the same store polls it (inbox/leases.py); null: this one.
+                "lease_held_by": None if state.standby is None else state.standby.holder,
                 "failures_in_a_row": state.failures,
                 "last_error": state.last_error,
                 "last_success_seconds_ago": round(now - state.last_success, 1)
@@ -145,6 +151,11 @@ class DaemonCollector(Collector):
             "Seconds since the last successful poll",
             labels=["connector"],
         )
+        leased = GaugeMetricFamily(
+            "inbox_connector_lease_held",
+            "1 if this daemon polls the connector's upstream, 0 if another daemon does",
+            labels=["connector"],
+        )
         decisions: Counter[str] = Counter()
         assignments: Counter[str] = Counter()
         if daemon.rules is not None:
@@ -165,9 +176,10 @@ class DaemonCollector(Collector):
             failures.add_metric([name], state.failures_total)
             up.add_metric([name], 0 if state.failures else 1)
             lag.add_metric([name], now - (state.last_success or daemon.started_at))
+            leased.add_metric([name], 0 if state.standby is not None else 1)
             decisions.update(totals.rule_decisions)
             assignments.update(totals.assignments)
-        yield from (ingested, duplicates, errors, failures, up, lag)
+        yield from (ingested, duplicates, errors, failures, up, lag, leased)
         by_rule = CounterMetricFamily(
             "inbox_rule_decisions", "Decisions recorded per rule", labels=["rule"]
         )

@@ -322,6 +322,19 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ConnectorLease(Base):
+    """Which daemon polls a connector's upstream: several `inbox run` processes can share one
+    store, and each account must be polled by one of them at a time (inbox/leases.py)."""
+
+    __tablename__ = "connector_leases"
+
+    connector: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: host:pid:random of the daemon holding it.
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxItem(Base):
     """A side effect waiting to leave (a Slack ping, later a reply), written in the same
     transaction as the decision that caused it and sent after the commit."""

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from inbox.batch_writer import BatchResult, BatchWriter
 from inbox.config import Settings
 from inbox.db import transaction
+from inbox.leases import LeaseLost
 from inbox.models import (
     Cursor,
     RawRecord,
@@ -49,6 +50,9 @@ from rules.apply import Tally, run_rules
 from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
+
+#: Runs first in a batch's transaction (session, connector name); raises to refuse the batch.
+Fence = Callable[[Session, str], None]
 
 #: batch_stored names the conversations the batch wrote to, so that at INFO an operator can
 #: find when a conversation's messages arrived; past this many the line would outgrow
@@ -97,11 +101,15 @@ class Pipeline:
         fresh = self._fresh(batch)
         return self._store(batch, prepare_all(fresh, self.languages), time.perf_counter())
 
-    def ingest_many(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, BatchResult]]:
+    def ingest_many(
+        self, batches: Iterable[Batch], *, fence: Fence | None = None
+    ) -> Iterator[tuple[Batch, BatchResult]]:
         """Store batches in order, normalizing the next ones in worker processes meanwhile.
 
         Each batch is committed before the next, so cursors advance in order; the caller can
         stop between two batches (what was normalized ahead is simply fetched again later).
+        `fence` runs first in each batch's transaction and may refuse the batch by raising
+        (the daemon's connector lease: inbox/leases.py).
         """
         pending: deque[_Pending] = deque()
         ahead = max(1, self.settings.ingest.workers)
@@ -110,10 +118,10 @@ class Pipeline:
             pending.append(self._submit(batch, overlap=bool(pending)))
             if len(pending) > ahead:
                 done = pending.popleft()
-                yield done.batch, self._finish(done)
+                yield done.batch, self._finish(done, fence)
         while pending:
             done = pending.popleft()
-            yield done.batch, self._finish(done)
+            yield done.batch, self._finish(done, fence)
 
     def cursors(self, connector: str) -> dict[str, str]:
         """The connector's committed cursors: scope (a folder, a channel) -> value."""
@@ -141,13 +149,13 @@ class Pipeline:
         done.set_result(outcomes(fresh, self.languages))
         return _Pending(batch, fresh, done, started)
 
-    def _finish(self, pending: _Pending) -> BatchResult:
+    def _finish(self, pending: _Pending, fence: Fence | None = None) -> BatchResult:
         try:
             results = pending.future.result()
         except BrokenExecutor as error:
             self._pool_failed(error)
             results = outcomes(pending.fresh, self.languages)
-        return self._store(pending.batch, join(pending.fresh, results), pending.started)
+        return self._store(pending.batch, join(pending.fresh, results), pending.started, fence)
 
     def _worker_pool(self) -> ProcessPoolExecutor | None:
         with self._pool_lock:
@@ -182,18 +190,22 @@ class Pipeline:
         known = self._already_stored(self.readers, batch.connector, batch.messages)
         return _unique([raw for raw in batch.messages if raw.external_id not in known])
 
-    def _store(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
+    def _store(
+        self, batch: Batch, prepared: list[Prepared], started: float, fence: Fence | None = None
+    ) -> BatchResult:
         # Every line logged while the batch is written names its connector, the rules'
         # decisions (conversation_assigned, ...) included: the rules know conversations, not
         # where a message came from, and an operator reading journald wants both.
         with self._write_lock, structlog.contextvars.bound_contextvars(connector=batch.connector):
-            return self._store_now(batch, prepared, started)
+            return self._store_now(batch, prepared, started, fence)
 
-    def _store_now(self, batch: Batch, prepared: list[Prepared], started: float) -> BatchResult:
+    def _store_now(
+        self, batch: Batch, prepared: list[Prepared], started: float, fence: Fence | None
+    ) -> BatchResult:
         try:
-            result = self._write(batch, prepared, careful=False)
-        except (OperationalError, InterfaceError):
-            raise  # the database is away or locked: the daemon retries the batch later
+            result = self._write(batch, prepared, careful=False, fence=fence)
+        except (OperationalError, InterfaceError, LeaseLost):
+            raise  # the database is away or locked, or the batch is not ours to store
         except Exception as error:
             # One message the store refuses must not block its connector forever: store the
             # batch again one message per savepoint, keeping the refused one raw-only.
@@ -202,7 +214,7 @@ class Pipeline:
                 connector=batch.connector,
                 error=repr(error)[:300],
             )
-            result = self._write(batch, prepared, careful=True)
+            result = self._write(batch, prepared, careful=True, fence=fence)
         result.already_stored = (
             len(batch.messages) - result.stored - result.duplicates - result.raw_only
         )
@@ -224,9 +236,13 @@ class Pipeline:
         )
         return result
 
-    def _write(self, batch: Batch, prepared: list[Prepared], *, careful: bool) -> BatchResult:
+    def _write(
+        self, batch: Batch, prepared: list[Prepared], *, careful: bool, fence: Fence | None
+    ) -> BatchResult:
         began = self.clock()
         with transaction(self.writers) as session, session.no_autoflush:
+            if fence is not None:
+                fence(session, batch.connector)
             # Another process may have stored some since the first look.
             known_now = self._already_stored(session, batch.connector, [p.raw for p in prepared])
             todo = [item for item in prepared if item.raw.external_id not in known_now]

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.daemon import Daemon
+from inbox.leases import Leases
 from inbox.models import Attachment, Contact, Conversation, Event, Identity, Message
 from inbox.pipeline import Pipeline
 from inbox.web import WebServer
@@ -341,3 +342,40 @@ def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
     assert sorted(texts(store)) == sorted(
         [f"Live {n}" for n in range(3)] + [f"While down {n}" for n in range(5)]
     )
+
+
+def test_a_daemon_standing_by_stores_what_its_receiver_took_and_leaves_the_catch_up(
+    store: Store, twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    # Another daemon on the same store holds the connector's lease (inbox/leases.py).
+    other = Leases(store.writers, seconds=3600, holder="other-server:1")
+    assert other.hold("sms") is None
+    settings = Settings(
+        database_url=store.url,
+        data_dir=tmp_path,
+        ingest={"workers": 0, "lease_seconds": 6},
+        web={"listen": "127.0.0.1:0"},
+    )
+    connector = TwilioSmsConnector(config_for(twilio, tmp_path, poll_seconds=0.2))
+    daemon = Daemon(settings, [connector])
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.web is not None, "the receiver", timeout=30)
+        assert daemon.web is not None
+        twilio.receive("+358401110001", OURS, "Only in Twilio's log")  # no webhook for it
+        webhooked = twilio.receive("+358407654320", OURS, "Sent to this server")
+        params = twilio.webhook_params(webhooked, api_base=TWILIO_API)
+        assert post(daemon.web, params, twilio.sign(PUBLIC_URL, params))[0] == 200
+        wait_for(lambda: texts(store) == ["Sent to this server"], "the webhook's text")
+        assert daemon.states[0].standby is not None
+        # The catch-up through Twilio's API is the holder's: not a call from this daemon.
+        assert not [call for call in twilio.calls if call.path.endswith("/Messages.json")]
+
+        other.release(["sms"])  # the other daemon stops: this one takes over and catches up
+        wait_for(lambda: len(texts(store)) == 2, "the catch-up", timeout=15)
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        thread.join(30)
+    assert sorted(texts(store)) == ["Only in Twilio's log", "Sent to this server"]
