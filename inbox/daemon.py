@@ -284,10 +284,22 @@ class Daemon:
         while not self.stopping.is_set():
             delay = state.next_poll - time.monotonic()
             if delay > 0:
-                state.wake.wait(delay)
+                # Between polls too, the lease is renewed before half of it is gone: a poll
+                # every minute must not let a one-minute lease run out in between.
+                state.wake.wait(min(delay, self.settings.ingest.lease_seconds / 3))
                 state.wake.clear()
+                self._keep_lease(state)
                 continue
             self._poll(state)
+
+    def _keep_lease(self, state: _ConnectorState) -> None:
+        try:
+            standby = self.leases.hold(state.connector.name)
+        except Exception:  # the store is away: the next poll says so
+            return
+        if standby is None and state.standby is not None:
+            state.next_poll = 0.0  # the holder is gone: take over now
+        state.standby = standby
 
     def _join_connector_threads(self) -> None:
         deadline = time.monotonic() + STOP_JOIN_SECONDS

@@ -19,14 +19,15 @@ upstream's API is the holder's.
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,23 +90,26 @@ class Leases:
         *,
         seconds: float,
         holder: str,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock`: for tests. Otherwise lease times are the database server's (PostgreSQL's
+        now()), so that daemons whose clocks disagree still agree on when a lease runs out;
+        SQLite is on this machine, and its time is this machine's."""
         self.writers = writers
         self.length = timedelta(seconds=seconds)
         self.holder = holder
         self.clock = clock
-        #: Until when this daemon holds a connector's lease, as last written by us.
-        self._until: dict[str, datetime] = {}
+        #: When (by `_local`) a lease this daemon holds is due to be written again: half way.
+        self._renew_at: dict[str, float] = {}
 
     def hold(self, connector: str) -> Standby | None:
         """Take or renew the lease: None when this daemon holds it now, else who does. A lease
         with more than half its time left is not written again."""
-        now = self.clock()
-        if self._until.get(connector, now) - now > self.length / 2:
+        if self._local() < self._renew_at.get(connector, float("-inf")):
             return None
         try:
             with transaction(self.writers) as session:
+                now = self._now(session)
                 lease = session.get(ConnectorLease, connector, with_for_update=True)
                 if lease is None:
                     session.add(
@@ -128,32 +132,31 @@ class Leases:
                         lease.acquired_at = now
                     lease.expires_at = now + self.length
                 else:
-                    self._until.pop(connector, None)
+                    self._renew_at.pop(connector, None)
                     return Standby(lease.holder, lease.expires_at)
         except IntegrityError:  # another daemon inserted it first
-            self._until.pop(connector, None)
+            self._renew_at.pop(connector, None)
             return self.hold(connector)
-        self._until[connector] = now + self.length
+        self._renewed(connector)
         return None
 
     def fence(self, session: Session, connector: str) -> None:
         """In a batch's transaction: renew the lease where this daemon holds it, else roll the
         batch back."""
-        now = self.clock()
         renewed = session.execute(
             update(ConnectorLease)
             .where(ConnectorLease.connector == connector, ConnectorLease.holder == self.holder)
-            .values(expires_at=now + self.length)
+            .values(expires_at=self._now(session) + self.length)
         )
         if renewed.rowcount != 1:  # type: ignore[attr-defined]
-            self._until.pop(connector, None)
+            self._renew_at.pop(connector, None)
             raise LeaseLost(f"another daemon holds the lease of connector {connector!r}")
-        self._until[connector] = now + self.length
+        self._renewed(connector)
 
     def release(self, connectors: list[str]) -> None:
         """At a graceful stop: whoever stands by takes over at its next poll, not after the
         lease runs out."""
-        if not self._until:
+        if not self._renew_at:
             return
         with transaction(self.writers) as session:
             session.execute(
@@ -162,6 +165,22 @@ class Leases:
                     ConnectorLease.connector.in_(connectors),
                     ConnectorLease.holder == self.holder,
                 )
-                .values(expires_at=self.clock())
+                .values(expires_at=self._now(session))
             )
-        self._until.clear()
+        self._renew_at.clear()
+
+    def _now(self, session: Session) -> datetime:
+        if self.clock is not None:
+            return self.clock()
+        if session.get_bind().dialect.name == "postgresql":
+            server = session.scalar(select(func.now()))
+            assert server is not None
+            return server.astimezone(UTC)
+        return utcnow()
+
+    def _local(self) -> float:
+        """Seconds on a clock that only moves forward (the test clock, if given)."""
+        return self.clock().timestamp() if self.clock is not None else time.monotonic()
+
+    def _renewed(self, connector: str) -> None:
+        self._renew_at[connector] = self._local() + self.length.total_seconds() / 2

@@ -182,3 +182,34 @@ def test_two_daemons_on_one_store_poll_a_connector_one_at_a_time(
     assert waiting.states[0].standby is None
     assert waiting.states[0].totals.stored == 5
     assert count(store, RawRecord) == 45  # nothing twice
+
+
+@BACKENDS
+def test_a_holder_polling_seldom_still_keeps_its_lease_between_polls(
+    store: Store, tmp_path: Path
+) -> None:
+    write_maildir(tmp_path / "box", 3, seed=5)
+    settings = Settings(
+        database_url=store.url,
+        data_dir=tmp_path / "data",
+        ingest={"workers": 0, "lease_seconds": 6},
+        web={"enabled": False},
+    )
+    connector = MaildirConnector(
+        MaildirConfig(name="mail", type="maildir", path=tmp_path / "box", poll_seconds=600)
+    )
+    daemon = Daemon(settings, [connector])
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.states[0].last_success > 0, "the first poll")
+        time.sleep(8)  # longer than the lease, far shorter than the next poll
+        other = Leases(store.writers, seconds=6, holder="other-server:1")
+        standby = other.hold("mail")
+        assert standby is not None and standby.holder == daemon.leases.holder
+    finally:
+        daemon.stopping.set()
+        daemon.wake.set()
+        daemon.states[0].wake.set()
+        thread.join(30)
+    assert other.hold("mail") is None  # released at the stop
