@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from importlib import resources
 from pathlib import Path
@@ -243,6 +244,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from inbox.db import make_engine, make_sessionmaker, upgrade
+    from inbox.leases import Leases, one_off_holder
     from inbox.pipeline import BatchResult, Pipeline
     from inbox.plugins import build_connectors
 
@@ -268,6 +270,21 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     pipeline = Pipeline(
         make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
     )
+    # A daemon polling this connector would fetch alongside, and move the same mail.
+    leases = Leases(
+        make_sessionmaker(engine, writer=True),
+        seconds=settings.ingest.lease_seconds,
+        holder=one_off_holder(settings.data_dir),
+    )
+    standby = leases.hold(connector_name)
+    if standby is not None:
+        connector.close()
+        pipeline.close()
+        engine.dispose()
+        raise click.ClickException(
+            f"{connector_name} is polled by the daemon {standby.holder} (its lease runs until "
+            f"{standby.until:%Y-%m-%d %H:%M:%S} UTC): stop it, or let it do the sync"
+        )
     totals = BatchResult()
     fetched = 0
     try:
@@ -280,7 +297,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         ) as progress:
             task = progress.add_task(connector_name, total=None)
             batches = connector.fetch(pipeline.cursors(connector_name), settings.ingest.batch_size)
-            for batch, result in pipeline.ingest_many(batches):
+            for batch, result in pipeline.ingest_many(batches, fence=leases.fence):
                 totals.add(result)
                 connector.acknowledge(batch)
                 fetched += len(batch.acknowledge) or len(batch.messages)
@@ -296,6 +313,8 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     finally:
         connector.close()
         pipeline.close()
+        with contextlib.suppress(Exception):  # the store is away: the lease runs out
+            leases.release([connector_name])
         engine.dispose()
     click.echo(
         f"{connector_name}: {fetched} fetched, {totals.stored} stored, {totals.duplicates} "

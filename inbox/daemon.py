@@ -29,7 +29,7 @@ import structlog
 from connectors.base import Connector
 from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
-from inbox.leases import LeaseLost, Leases, Standby, holder_name
+from inbox.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Pipeline
 from inbox.systemd_notify import SystemdNotifier
@@ -40,6 +40,8 @@ from rules.holder import RulesInForce
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+#: Failed polls in a row after which a connector's lease is released for another daemon.
+RELEASE_AFTER_FAILURES = 3
 #: How long a stop waits for the connectors' threads to finish their batch.
 STOP_JOIN_SECONDS = 20.0
 #: How often the rules file is looked at for changes (a stat per file) while idle.
@@ -138,6 +140,8 @@ class Daemon:
 
     def run(self, *, once: bool = False) -> BatchResult:
         """Poll until stopped (or one pass with `once`); returns the totals of this run."""
+        if once:  # not the service of this data_dir: neither pass for it nor end its leases
+            self.leases.holder = one_off_holder(self.settings.data_dir)
         upgrade(self.url)
         log.info(
             "daemon_started",
@@ -165,10 +169,12 @@ class Daemon:
             else:
                 self._start_connector_threads()
             while not once and not self.stopping.is_set():
-                # The main thread keeps the daemon's own clock: watchdog, status, rules.
+                # The main thread keeps the daemon's own clock: watchdog, status, rules, and
+                # the connectors' leases (renewed while a long fetch runs, not only per poll).
                 self.systemd.watchdog()
                 self.systemd.status(self._status_line())
                 self._reload_rules()
+                self._renew_leases()
                 self.wake.wait(self._longest_wait())
                 self.wake.clear()
         finally:
@@ -284,22 +290,10 @@ class Daemon:
         while not self.stopping.is_set():
             delay = state.next_poll - time.monotonic()
             if delay > 0:
-                # Between polls too, the lease is renewed before half of it is gone: a poll
-                # every minute must not let a one-minute lease run out in between.
-                state.wake.wait(min(delay, self.settings.ingest.lease_seconds / 3))
+                state.wake.wait(delay)
                 state.wake.clear()
-                self._keep_lease(state)
                 continue
             self._poll(state)
-
-    def _keep_lease(self, state: _ConnectorState) -> None:
-        try:
-            standby = self.leases.hold(state.connector.name)
-        except Exception:  # the store is away: the next poll says so
-            return
-        if standby is None and state.standby is not None:
-            state.next_poll = 0.0  # the holder is gone: take over now
-        state.standby = standby
 
     def _join_connector_threads(self) -> None:
         deadline = time.monotonic() + STOP_JOIN_SECONDS
@@ -316,8 +310,16 @@ class Daemon:
     def _poll(self, state: _ConnectorState) -> None:
         connector = state.connector
         try:
-            state.standby = self.leases.hold(connector.name)
-            if state.standby is not None:
+            standby = self.leases.hold(connector.name)
+            if standby is not None and state.standby is None:
+                log.info(
+                    "connector_standing_by",
+                    connector=connector.name,
+                    polled_by=standby.holder,
+                    lease_until=standby.until.isoformat(),
+                )
+            state.standby = standby
+            if standby is not None:
                 self._stand_by(state)
                 return
             batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
@@ -337,6 +339,8 @@ class Daemon:
             state.failures += 1
             state.failures_total += 1
             state.last_error = repr(error)
+            if state.failures == RELEASE_AFTER_FAILURES:
+                self._give_up_lease(state)
             backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** min(state.failures, 10))
             delay = backoff * random.uniform(0.5, 1.0)
             log.exception(
@@ -369,6 +373,25 @@ class Daemon:
     def _standby_seconds(self, connector: Connector) -> float:
         """Standing by, look again often enough to take over soon after the holder is gone."""
         return min(self._poll_seconds(connector), self.settings.ingest.lease_seconds / 3)
+
+    def _give_up_lease(self, state: _ConnectorState) -> None:
+        """This daemon cannot reach the upstream (a password, a firewall): let a daemon on
+        another server try. It may take the lease back at its next poll if nobody did."""
+        try:
+            self.leases.release([state.connector.name])
+        except Exception:
+            return
+        log.warning(
+            "connector_lease_released",
+            connector=state.connector.name,
+            reason=f"{state.failures} failed polls in a row",
+        )
+
+    def _renew_leases(self) -> None:
+        try:
+            self.leases.renew_due()
+        except Exception:  # the store is away: the batches' fences and the next polls say so
+            log.debug("connector_leases_not_renewed", exc_info=True)
 
     def _release_leases(self) -> None:
         try:

@@ -176,7 +176,7 @@ class DaemonCollector(Collector):
             failures.add_metric([name], state.failures_total)
             up.add_metric([name], 0 if state.failures else 1)
             lag.add_metric([name], now - (state.last_success or daemon.started_at))
-            leased.add_metric([name], 0 if state.standby is not None else 1)
+            leased.add_metric([name], 1 if daemon.leases.holds(name) else 0)
             decisions.update(totals.rule_decisions)
             assignments.update(totals.assignments)
         yield from (ingested, duplicates, errors, failures, up, lag, leased)

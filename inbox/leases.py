@@ -18,7 +18,9 @@ upstream's API is the holder's.
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -68,19 +70,28 @@ def holder_name(data_dir: Path) -> str:
 
 def _daemon_id(path: Path) -> str:
     try:
-        known = path.read_text(encoding="ascii").strip()
+        known = path.read_text(encoding="ascii", errors="replace").strip()
     except FileNotFoundError:
         known = ""
-    if known:
+    if known.isalnum():
         return known
     path.parent.mkdir(parents=True, exist_ok=True)
-    known = uuid.uuid4().hex[:12]
+    made = uuid.uuid4().hex[:12]
+    if known:  # empty or damaged: replaced (whoever held leases under it has none now)
+        path.write_text(made + "\n", encoding="ascii")
+        return made
     try:
         with path.open("x", encoding="ascii") as created:
-            created.write(known + "\n")
+            created.write(made + "\n")
     except FileExistsError:  # another process made it meanwhile: take theirs
-        return path.read_text(encoding="ascii").strip()
-    return known
+        return _daemon_id(path)
+    return made
+
+
+def one_off_holder(data_dir: Path) -> str:
+    """A holder for a run that is not the service (`inbox run --once`, `inbox sync`): it must
+    neither pass for the daemon of this data_dir nor release that daemon's leases."""
+    return f"{holder_name(data_dir)}:{os.getpid()}"
 
 
 class Leases:
@@ -101,11 +112,14 @@ class Leases:
         self.clock = clock
         #: When (by `_local`) a lease this daemon holds is due to be written again: half way.
         self._renew_at: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def hold(self, connector: str) -> Standby | None:
         """Take or renew the lease: None when this daemon holds it now, else who does. A lease
         with more than half its time left is not written again."""
-        if self._local() < self._renew_at.get(connector, float("-inf")):
+        with self._lock:
+            renew_at = self._renew_at.get(connector, float("-inf"))
+        if self._local() < renew_at:
             return None
         try:
             with transaction(self.writers) as session:
@@ -132,10 +146,10 @@ class Leases:
                         lease.acquired_at = now
                     lease.expires_at = now + self.length
                 else:
-                    self._renew_at.pop(connector, None)
+                    self._forget(connector)
                     return Standby(lease.holder, lease.expires_at)
         except IntegrityError:  # another daemon inserted it first
-            self._renew_at.pop(connector, None)
+            self._forget(connector)
             return self.hold(connector)
         self._renewed(connector)
         return None
@@ -149,31 +163,44 @@ class Leases:
             .values(expires_at=self._now(session) + self.length)
         )
         if renewed.rowcount != 1:  # type: ignore[attr-defined]
-            self._renew_at.pop(connector, None)
+            self._forget(connector)
             raise LeaseLost(f"another daemon holds the lease of connector {connector!r}")
         self._renewed(connector)
 
+    def renew_due(self) -> None:
+        """Renew every lease held whose renewal is due: called often from the daemon's main
+        loop, so that a lease lasts through a long fetch, not only from poll to poll."""
+        now = self._local()
+        with self._lock:
+            due = [connector for connector, at in self._renew_at.items() if at <= now]
+        for connector in due:
+            self.hold(connector)
+
     def release(self, connectors: list[str]) -> None:
-        """At a graceful stop: whoever stands by takes over at its next poll, not after the
-        lease runs out."""
-        if not self._renew_at:
+        """At a graceful stop, or when this daemon cannot reach the upstream: whoever stands by
+        takes over at its next look, not after the lease runs out."""
+        with self._lock:
+            held = [connector for connector in connectors if connector in self._renew_at]
+        if not held:
             return
         with transaction(self.writers) as session:
             session.execute(
                 update(ConnectorLease)
                 .where(
-                    ConnectorLease.connector.in_(connectors),
+                    ConnectorLease.connector.in_(held),
                     ConnectorLease.holder == self.holder,
                 )
                 .values(expires_at=self._now(session))
             )
-        self._renew_at.clear()
+        for connector in held:
+            self._forget(connector)
 
     def _now(self, session: Session) -> datetime:
         if self.clock is not None:
             return self.clock()
         if session.get_bind().dialect.name == "postgresql":
-            server = session.scalar(select(func.now()))
+            # clock_timestamp(), not now(): now() stays at the start of a long transaction.
+            server = session.scalar(select(func.clock_timestamp()))
             assert server is not None
             return server.astimezone(UTC)
         return utcnow()
@@ -182,5 +209,15 @@ class Leases:
         """Seconds on a clock that only moves forward (the test clock, if given)."""
         return self.clock().timestamp() if self.clock is not None else time.monotonic()
 
+    def holds(self, connector: str) -> bool:
+        """Whether this daemon held the connector's lease at its last look."""
+        with self._lock:
+            return connector in self._renew_at
+
     def _renewed(self, connector: str) -> None:
-        self._renew_at[connector] = self._local() + self.length.total_seconds() / 2
+        with self._lock:
+            self._renew_at[connector] = self._local() + self.length.total_seconds() / 2
+
+    def _forget(self, connector: str) -> None:
+        with self._lock:
+            self._renew_at.pop(connector, None)

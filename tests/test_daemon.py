@@ -18,6 +18,8 @@ from inbox.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS
 from tests.processes import assert_no_process_tagged, inbox_command, stored_raw
 
+#: Short, for the restart after SIGKILL (see there).
+LEASE_SECONDS = 5
 MESSAGES = 3000
 
 
@@ -25,7 +27,7 @@ def write_config(tmp_path: Path, maildir: Path, url: str) -> Path:
     config = tmp_path / "inbox.toml"
     config.write_text(
         f'database_url = "{url}"\n'
-        "[ingest]\nbatch_size = 100\n"
+        f"[ingest]\nbatch_size = 100\nlease_seconds = {LEASE_SECONDS}\n"
         '[logging]\nformat = "json"\n'
         f'[[connectors]]\nname = "box"\ntype = "maildir"\npath = "{maildir}"\n',
         encoding="utf-8",
@@ -66,6 +68,9 @@ def test_sigkill_during_ingest_then_restart_stores_every_message_once(
     interrupted_at = stored_raw(empty_store_url)
     assert 0 < interrupted_at < MESSAGES, "the kill did not land mid-ingest"
 
+    # A one-off run never passes for the service: it takes the connector over once the killed
+    # daemon's lease has run out (the service itself, restarted, would take it back at once).
+    time.sleep(LEASE_SECONDS)
     rerun = subprocess.run(
         inbox_command(config, "run", "--once"), capture_output=True, timeout=300, check=False
     )

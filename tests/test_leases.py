@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from connectors.maildir import MaildirConfig, MaildirConnector
+from inbox.cli import main
 from inbox.config import Settings
-from inbox.daemon import Daemon
+from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
 from inbox.demo.generate import write_maildir
 from inbox.health import DaemonCollector, report
 from inbox.leases import DAEMON_ID_FILE, LeaseLost, Leases, holder_name
@@ -213,3 +215,117 @@ def test_a_holder_polling_seldom_still_keeps_its_lease_between_polls(
         daemon.states[0].wake.set()
         thread.join(30)
     assert other.hold("mail") is None  # released at the stop
+
+
+class SlowFirstFetch:
+    """A connector whose first batch takes longer than the lease to fetch (a slow server, a
+    big first sync): its daemon must keep the lease meanwhile."""
+
+    type_name = "slow"
+    channel = "email"
+    config_model = MaildirConfig
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.fetches = 0
+
+    def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        self.fetches += 1
+        if self.fetches == 1:
+            time.sleep(self.seconds)
+            yield Batch(connector=self.name, messages=[raw(mail(subject="Hidas"))])
+
+    def acknowledge(self, batch: Batch) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def run_in_thread(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop(daemon: Daemon, thread: threading.Thread) -> None:
+    daemon.stopping.set()
+    daemon.wake.set()
+    for state in daemon.states:
+        state.wake.set()
+    thread.join(30)
+
+
+def settings_for(store: Store, tmp_path: Path, name: str = "data") -> Settings:
+    return Settings(
+        database_url=store.url,
+        data_dir=tmp_path / name,
+        ingest={"workers": 0, "lease_seconds": 6},
+        web={"enabled": False},
+    )
+
+
+@BACKENDS
+def test_a_fetch_longer_than_the_lease_keeps_the_lease_and_its_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    connector = SlowFirstFetch("mail", seconds=8)
+    daemon = Daemon(settings_for(store, tmp_path), [connector])  # type: ignore[list-item]
+    thread = run_in_thread(daemon)
+    other = Leases(store.writers, seconds=6, holder="other-server:1")
+    try:
+        wait_for(lambda: connector.fetches == 1, "the fetch to start")
+        refused = []
+        while count(store, Message) == 0 and len(refused) < 40:  # 8 s and a little more
+            refused.append(other.hold("mail") is not None)
+            time.sleep(0.25)
+        assert refused and all(refused)  # never free to take while it fetched
+        wait_for(lambda: count(store, Message) == 1, "the slow batch to be stored")
+    finally:
+        stop(daemon, thread)
+
+
+@BACKENDS
+def test_a_daemon_that_cannot_reach_the_upstream_lets_another_try(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "new").write_bytes(b"")  # every poll fails
+    connector = MaildirConnector(
+        MaildirConfig(name="mail", type="maildir", path=tmp_path / "broken")
+    )
+    daemon = Daemon(settings_for(store, tmp_path), [connector])
+    thread = run_in_thread(daemon)
+    other = Leases(store.writers, seconds=6, holder="other-server:1")
+    try:
+        wait_for(lambda: daemon.states[0].failures >= 1, "the first failure")
+        assert other.hold("mail") is not None
+        wait_for(lambda: other.hold("mail") is None, "the lease to be given up", timeout=20)
+        assert daemon.states[0].failures >= RELEASE_AFTER_FAILURES
+    finally:
+        stop(daemon, thread)
+
+
+@BACKENDS
+def test_one_off_runs_stand_by_for_the_daemon_and_leave_its_lease_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    write_maildir(tmp_path / "box", 3, seed=6)
+    service = Leases(store.writers, seconds=60, holder=holder_name(tmp_path / "data"))
+    assert service.hold("mail") is None  # the service of this data_dir runs
+    maildir = MaildirConfig(name="mail", type="maildir", path=tmp_path / "box")
+    once = Daemon(settings_for(store, tmp_path), [MaildirConnector(maildir)])
+    assert once.run(once=True).stored == 0
+    config = tmp_path / "inbox.toml"
+    config.write_text(
+        f'database_url = "{store.url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[[connectors]]\nname = "mail"\ntype = "maildir"\npath = "{tmp_path / "box"}"\n',
+        encoding="utf-8",
+    )
+    synced = CliRunner().invoke(main, ["--config", str(config), "sync", "mail"])
+    assert synced.exit_code == 1
+    assert f"mail is polled by the daemon {service.holder}" in synced.output
+    assert count(store, Message) == 0
+    standby = Leases(store.writers, seconds=60, holder="third:1").hold("mail")
+    assert standby is not None and standby.holder == service.holder  # still the service's
