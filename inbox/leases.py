@@ -9,7 +9,9 @@ or dies (its lease runs out).
 A lease alone cannot stop a holder that stalled past its lease (a long pause, a lost network)
 from writing after another took over. So every batch is fenced: its transaction renews the
 lease only where this daemon still holds it, and a batch that finds it gone is rolled back
-(`LeaseLost`). That renewal also keeps the lease through a long first sync.
+(`LeaseLost`). Between batches, the daemon's main loop renews what it holds every few
+seconds (`renew_due`), so a long fetch keeps its lease; a holder that cannot reach the upstream
+gives the lease up after a few failed polls (inbox/daemon.py).
 
 Webhook deliveries are not polled: each daemon's receiver spools what it is sent, and each
 daemon stores its own spool whether it holds the lease or not. Only the catch-up through the
@@ -104,8 +106,8 @@ class Leases:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         """`clock`: for tests. Otherwise lease times are the database server's (PostgreSQL's
-        now()), so that daemons whose clocks disagree still agree on when a lease runs out;
-        SQLite is on this machine, and its time is this machine's."""
+        clock_timestamp()), so that daemons whose clocks disagree still agree on when a lease
+        runs out; SQLite is on this machine, and its time is this machine's."""
         self.writers = writers
         self.length = timedelta(seconds=seconds)
         self.holder = holder
