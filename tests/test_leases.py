@@ -111,6 +111,30 @@ def test_a_restarted_daemon_keeps_its_id_so_it_takes_its_own_lease_back(tmp_path
     assert holder_name(tmp_path / "elsewhere") != first
 
 
+def run_in_thread(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop(daemon: Daemon, thread: threading.Thread) -> None:
+    daemon.stopping.set()
+    daemon.wake.set()
+    for state in daemon.states:
+        state.wake.set()
+    thread.join(30)
+
+
+def settings_for(store: Store, tmp_path: Path, name: str = "data", **ingest: object) -> Settings:
+    """A daemon's settings: its own data_dir (as on its own server), a lease of 6 s."""
+    return Settings(
+        database_url=store.url,
+        data_dir=tmp_path / name,
+        ingest={"workers": 0, "lease_seconds": 6, **ingest},
+        web={"enabled": False},
+    )
+
+
 def lease_held(daemon: Daemon) -> float:
     """inbox_connector_lease_held of the "mail" connector, as /metrics shows it."""
     [family] = [f for f in DaemonCollector(daemon).collect() if f.name.endswith("lease_held")]
@@ -127,29 +151,17 @@ def two_daemons(store: Store, tmp_path: Path) -> Iterator[list[tuple[Daemon, thr
     write_maildir(tmp_path / "shared", 40, seed=3)
     started = []
     for name in ("first", "second"):
-        settings = Settings(
-            database_url=store.url,
-            data_dir=tmp_path / name,
-            ingest={"workers": 0, "lease_seconds": 6, "batch_size": 10},
-            web={"enabled": False},
-        )
         connector = MaildirConnector(
             MaildirConfig(name="mail", type="maildir", path=tmp_path / "shared", poll_seconds=0.2)
         )
-        daemon = Daemon(settings, [connector])
-        thread = threading.Thread(target=daemon.run, daemon=True)
-        thread.start()
-        started.append((daemon, thread))
+        daemon = Daemon(settings_for(store, tmp_path, name, batch_size=10), [connector])
+        started.append((daemon, run_in_thread(daemon)))
         wait_for(lambda d=daemon: d.states[0].last_success > 0, f"the {name} daemon to poll")
     try:
         yield started
     finally:
         for daemon, thread in started:
-            daemon.stopping.set()
-            daemon.wake.set()
-            for state in daemon.states:
-                state.wake.set()
-            thread.join(30)
+            stop(daemon, thread)
 
 
 @BACKENDS
@@ -173,10 +185,7 @@ def test_two_daemons_on_one_store_poll_a_connector_one_at_a_time(
 
     # The holder stops (releasing its lease); the other takes over within a look.
     [thread] = [thread for daemon, thread in two_daemons if daemon is holder]
-    holder.stopping.set()
-    holder.wake.set()
-    holder.states[0].wake.set()
-    thread.join(30)
+    stop(holder, thread)
     write_maildir(tmp_path / "later", 5, seed=4)
     for path in (tmp_path / "later" / "new").iterdir():
         path.rename(tmp_path / "shared" / "new" / path.name)
@@ -191,18 +200,11 @@ def test_a_holder_polling_seldom_still_keeps_its_lease_between_polls(
     store: Store, tmp_path: Path
 ) -> None:
     write_maildir(tmp_path / "box", 3, seed=5)
-    settings = Settings(
-        database_url=store.url,
-        data_dir=tmp_path / "data",
-        ingest={"workers": 0, "lease_seconds": 6},
-        web={"enabled": False},
-    )
     connector = MaildirConnector(
         MaildirConfig(name="mail", type="maildir", path=tmp_path / "box", poll_seconds=600)
     )
-    daemon = Daemon(settings, [connector])
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
+    daemon = Daemon(settings_for(store, tmp_path), [connector])
+    thread = run_in_thread(daemon)
     try:
         wait_for(lambda: daemon.states[0].last_success > 0, "the first poll")
         time.sleep(8)  # longer than the lease, far shorter than the next poll
@@ -210,10 +212,7 @@ def test_a_holder_polling_seldom_still_keeps_its_lease_between_polls(
         standby = other.hold("mail")
         assert standby is not None and standby.holder == daemon.leases.holder
     finally:
-        daemon.stopping.set()
-        daemon.wake.set()
-        daemon.states[0].wake.set()
-        thread.join(30)
+        stop(daemon, thread)
     assert other.hold("mail") is None  # released at the stop
 
 
@@ -243,29 +242,6 @@ class SlowFirstFetch:
         return None
 
 
-def run_in_thread(daemon: Daemon) -> threading.Thread:
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    return thread
-
-
-def stop(daemon: Daemon, thread: threading.Thread) -> None:
-    daemon.stopping.set()
-    daemon.wake.set()
-    for state in daemon.states:
-        state.wake.set()
-    thread.join(30)
-
-
-def settings_for(store: Store, tmp_path: Path, name: str = "data") -> Settings:
-    return Settings(
-        database_url=store.url,
-        data_dir=tmp_path / name,
-        ingest={"workers": 0, "lease_seconds": 6},
-        web={"enabled": False},
-    )
-
-
 @BACKENDS
 def test_a_fetch_longer_than_the_lease_keeps_the_lease_and_its_batch(
     store: Store, tmp_path: Path
@@ -276,7 +252,7 @@ def test_a_fetch_longer_than_the_lease_keeps_the_lease_and_its_batch(
     other = Leases(store.writers, seconds=6, holder="other-server:1")
     try:
         wait_for(lambda: connector.fetches == 1, "the fetch to start")
-        refused = []
+        refused: list[bool] = []
         while count(store, Message) == 0 and len(refused) < 40:  # 8 s and a little more
             refused.append(other.hold("mail") is not None)
             time.sleep(0.25)
