@@ -276,18 +276,15 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         seconds=settings.ingest.lease_seconds,
         holder=one_off_holder(settings.data_dir),
     )
-    standby = leases.hold(connector_name)
-    if standby is not None:
-        connector.close()
-        pipeline.close()
-        engine.dispose()
-        raise click.ClickException(
-            f"{connector_name} is polled by the daemon {standby.holder} (its lease runs until "
-            f"{standby.until:%Y-%m-%d %H:%M:%S} UTC): stop it, or let it do the sync"
-        )
     totals = BatchResult()
     fetched = 0
     try:
+        standby = leases.hold(connector_name)
+        if standby is not None:
+            raise click.ClickException(
+                f"{connector_name} is polled by the daemon {standby.holder} (its lease runs "
+                f"until {standby.until:%Y-%m-%d %H:%M:%S} UTC): stop it, or let it do the sync"
+            )
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -308,6 +305,8 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
                     total=total,
                     description=f"{connector_name} {batch.cursor_scope}".strip(),
                 )
+    except click.ClickException:
+        raise
     except Exception as error:
         raise click.ClickException(f"{connector_name}: {error} (run again to go on)") from None
     finally:

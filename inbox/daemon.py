@@ -20,7 +20,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -31,7 +31,8 @@ from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.notifier import Notifier
-from inbox.pipeline import BatchResult, Pipeline
+from inbox.pipeline import BatchResult, Fence, Pipeline
+from inbox.raw import Batch
 from inbox.systemd_notify import SystemdNotifier
 from inbox.web import WebServer
 from inbox.webhook import Handler
@@ -64,6 +65,15 @@ class _ConnectorState:
     thread: threading.Thread | None = None
     #: Another daemon holds this connector's lease: this one stands by (inbox/leases.py).
     standby: Standby | None = None
+
+    @property
+    def health(self) -> str:
+        """What /healthz and `inbox status` say of the connector."""
+        if self.failures:
+            return "degraded"
+        if self.standby is not None:
+            return "standby"
+        return "ok" if self.last_success else "starting"
 
 
 class Daemon:
@@ -323,14 +333,7 @@ class Daemon:
                 self._stand_by(state)
                 return
             batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
-            fence = self.leases.fence
-            for batch, result in self.pipeline.ingest_many(batches, fence=fence):
-                state.totals.add(result)
-                if self.notifier is not None and result.stored:
-                    self.notifier.wake()  # the batch may have written pings: send them now
-                connector.acknowledge(batch)
-                if self.stopping.is_set():
-                    break
+            self._ingest(state, batches, fence=self.leases.fence)
         except LeaseLost as lost:
             log.warning("connector_lease_lost", connector=connector.name, reason=str(lost))
             state.next_poll = time.monotonic() + self._standby_seconds(connector)
@@ -355,17 +358,24 @@ class Daemon:
         state.last_success = time.time()
         state.next_poll = time.monotonic() + self._poll_seconds(connector)
 
+    def _ingest(
+        self, state: _ConnectorState, batches: Iterable[Batch], fence: Fence | None = None
+    ) -> None:
+        for batch, result in self.pipeline.ingest_many(batches, fence=fence):
+            state.totals.add(result)
+            if self.notifier is not None and result.stored:
+                self.notifier.wake()  # the batch may have written pings: send them now
+            state.connector.acknowledge(batch)
+            if self.stopping.is_set():
+                break
+
     def _stand_by(self, state: _ConnectorState) -> None:
         """Another daemon polls this connector's upstream. What this daemon's own receiver
         spooled is still stored here (no other daemon can see that spool)."""
         connector = state.connector
         spooled = getattr(connector, "fetch_spooled", None)
         if callable(spooled):
-            for batch, result in self.pipeline.ingest_many(spooled(self._batch_size())):
-                state.totals.add(result)
-                if self.notifier is not None and result.stored:
-                    self.notifier.wake()
-                connector.acknowledge(batch)
+            self._ingest(state, spooled(self._batch_size()))
         state.failures = 0
         state.last_success = time.time()
         state.next_poll = time.monotonic() + self._standby_seconds(connector)

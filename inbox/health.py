@@ -77,13 +77,7 @@ def report(daemon: Daemon) -> dict[str, Any]:
             {
                 "name": state.connector.name,
                 "channel": state.connector.channel,
-                "state": "degraded"
-                if state.failures
-                else (
-                    "standby"
-                    if state.standby is not None
-                    else ("ok" if state.last_success else "starting")
-                ),
+                "state": state.health,
                 #: Another daemon on the same store polls it (inbox/leases.py); null: this one.
                 "lease_held_by": None if state.standby is None else state.standby.holder,
                 "failures_in_a_row": state.failures,

@@ -329,7 +329,8 @@ class ConnectorLease(Base):
     __tablename__ = "connector_leases"
 
     connector: Mapped[str] = mapped_column(String(100), primary_key=True)
-    #: host:pid:random of the daemon holding it.
+    #: The daemon holding it: host and the id kept in its data_dir (plus a PID for one-off
+    #: runs such as `inbox sync`), inbox/leases.py.
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)

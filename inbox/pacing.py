@@ -41,7 +41,8 @@ class Pacer:
             return True
 
     def next_free(self, now: datetime) -> datetime | None:
-        """When the first target now out of posts has one again; None if none is out."""
+        """When the first target now out of posts has one again; None if none is out.
+        Buckets that are full again are dropped here: one is the same as none."""
         if self.rate <= 0:
             return None
         with self._lock:
@@ -49,7 +50,7 @@ class Pacer:
             self._buckets = {
                 target: bucket
                 for target, bucket in self._buckets.items()
-                if bucket.tokens < self.burst  # a full bucket is the same as none
+                if bucket.tokens < self.burst
             }
         waits = [missing for missing in short if missing > 0]
         return now + timedelta(seconds=min(waits) / self.rate) if waits else None

@@ -41,11 +41,18 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+def two_servers(store: Store, clock: Clock) -> tuple[Leases, Leases]:
+    """The leases of two daemons on two servers, with a one-minute lease and a test clock."""
+    return (
+        Leases(store.writers, seconds=60, holder="host-a:1", clock=clock),
+        Leases(store.writers, seconds=60, holder="host-b:2", clock=clock),
+    )
+
+
 @BACKENDS
 def test_a_lease_is_one_daemons_until_it_runs_out_or_is_released(store: Store) -> None:
     clock = Clock()
-    first = Leases(store.writers, seconds=60, holder="host-a:1", clock=clock)
-    second = Leases(store.writers, seconds=60, holder="host-b:2", clock=clock)
+    first, second = two_servers(store, clock)
     assert first.hold("mail") is None
     standby = second.hold("mail")
     assert standby is not None and standby.holder == "host-a:1"
@@ -86,8 +93,7 @@ def test_daemons_starting_together_get_one_holder(store: Store) -> None:
 @BACKENDS
 def test_a_daemon_that_lost_its_lease_stores_no_batch_and_moves_no_cursor(store: Store) -> None:
     clock = Clock()
-    stalled = Leases(store.writers, seconds=60, holder="host-a:1", clock=clock)
-    other = Leases(store.writers, seconds=60, holder="host-b:2", clock=clock)
+    stalled, other = two_servers(store, clock)
     assert stalled.hold("mail") is None
     clock.advance(120)  # stalled past its lease (a long pause, a lost network)...
     assert other.hold("mail") is None  # ...and the other daemon took over
