@@ -110,11 +110,25 @@ class Pipeline:
         stop between two batches (what was normalized ahead is simply fetched again later).
         `fence` runs first in each batch's transaction and may refuse the batch by raising
         (the daemon's connector lease: inbox/leases.py).
+
+        When the connector fails part way (a dropped connection, an API that refuses the
+        catch-up after the spool was read), every batch it yielded before is still stored,
+        with its cursor, and then its error is raised: the batches taken ahead are not lost
+        with the rest of the poll.
         """
         pending: deque[_Pending] = deque()
         ahead = max(1, self.settings.ingest.workers)
         self._worker_pool()  # workers start up while the first batch is normalized here
-        for batch in batches:
+        fetching = iter(batches)
+        failure: Exception | None = None
+        while failure is None:
+            try:
+                batch = next(fetching)
+            except StopIteration:
+                break
+            except Exception as error:
+                failure = error
+                break
             pending.append(self._submit(batch, overlap=bool(pending)))
             if len(pending) > ahead:
                 done = pending.popleft()
@@ -122,6 +136,8 @@ class Pipeline:
         while pending:
             done = pending.popleft()
             yield done.batch, self._finish(done, fence)
+        if failure is not None:
+            raise failure
 
     def cursors(self, connector: str) -> dict[str, str]:
         """The connector's committed cursors: scope (a folder, a channel) -> value."""

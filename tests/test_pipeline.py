@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from inbox.models import (
     Attachment,
@@ -217,4 +218,33 @@ def test_ingest_many_normalizes_ahead_in_a_worker_and_stores_in_order(store: Sto
     assert [result.stored for _, result in results] == [1, 1, 1]
     with store.readers() as session:
         assert len(set(session.scalars(select(Message.conversation_id)))) == 1
+        assert session.get(Cursor, ("mail", "")).value == '{"n": 3}'  # type: ignore[union-attr]
+
+
+@BACKENDS
+def test_batches_fetched_before_a_connector_fails_are_stored_then_its_error_raised(
+    store: Store,
+) -> None:
+    """A connection dropped after three batches: the batches normalized ahead (two workers
+    take two ahead) are stored with their cursors, and only then is the failure raised."""
+    from inbox.config import Settings
+    from inbox.raw import Batch
+
+    def dropped_after_three() -> Iterator[Batch]:
+        for n in range(1, 4):
+            yield Batch("mail", [raw(mail(message_id=f"d{n}@x"))], cursor_after=f'{{"n": {n}}}')
+        raise ConnectionResetError("the server closed the connection")
+
+    pipeline = make_pipeline(store, Settings(database_url=store.url, ingest={"workers": 2}))
+    stored: list[str | None] = []
+    try:
+        with pytest.raises(ConnectionResetError, match="closed the connection"):
+            for batch, result in pipeline.ingest_many(dropped_after_three()):
+                assert result.stored == 1
+                stored.append(batch.cursor_after)
+    finally:
+        pipeline.close()
+    assert stored == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
+    with store.readers() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 3
         assert session.get(Cursor, ("mail", "")).value == '{"n": 3}'  # type: ignore[union-attr]
