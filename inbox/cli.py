@@ -275,6 +275,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         make_sessionmaker(engine, writer=True),
         seconds=settings.ingest.lease_seconds,
         holder=one_off_holder(settings.data_dir),
+        takes_over=False,
     )
     totals = BatchResult()
     fetched = 0

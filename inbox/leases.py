@@ -10,8 +10,11 @@ A lease alone cannot stop a holder that stalled past its lease (a long pause, a 
 from writing after another took over. So every batch is fenced: its transaction renews the
 lease only where this daemon still holds it, and a batch that finds it gone is rolled back
 (`LeaseLost`). Between batches, the daemon's main loop renews what it holds every few
-seconds (`renew_due`), so a long fetch keeps its lease; a holder that cannot reach the upstream
-gives the lease up after a few failed polls (inbox/daemon.py).
+seconds (`renew_due`), so a long fetch keeps its lease. A holder that cannot reach the upstream
+hands the lease over after a few failed polls (inbox/daemon.py), but only to a daemon that
+stands by for it: each daemon standing by writes itself on the lease as it looks, and a lease
+with nobody standing by stays where it is (a single daemon giving its lease up to nobody
+would only take it back, having logged a failover that never was).
 
 Webhook deliveries are not polled: each daemon's receiver spools what it is sent, and each
 daemon stores its own spool whether it holds the lease or not. Only the catch-up through the
@@ -104,6 +107,7 @@ class Leases:
         seconds: float,
         holder: str,
         clock: Callable[[], datetime] | None = None,
+        takes_over: bool = True,
     ) -> None:
         """`clock`: for tests. Otherwise lease times are the database server's (PostgreSQL's
         clock_timestamp()), so that daemons whose clocks disagree still agree on when a lease
@@ -112,8 +116,14 @@ class Leases:
         self.length = timedelta(seconds=seconds)
         self.holder = holder
         self.clock = clock
+        #: Whether, standing by, this holder offers to take leases over: a one-off run
+        #: (`inbox sync`, `inbox run --once`) ends soon and must not be handed any.
+        self.takes_over = takes_over
         #: When (by `_local`) a lease this daemon holds is due to be written again: half way.
         self._renew_at: dict[str, float] = {}
+        #: Leases handed over (`hand_over`): to whom, and until when (by `_local`) this daemon
+        #: leaves them free for that daemon to take.
+        self._handed: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def hold(self, connector: str) -> Standby | None:
@@ -136,7 +146,13 @@ class Leases:
                             acquired_at=now,
                         )
                     )
+                elif (handed := self._handed_to(connector)) and lease.expires_at <= now:
+                    # Handed over and not taken yet: leave it free for the taker a while.
+                    self._stand_by(lease, now)
+                    return Standby(handed, now + self.length)
                 elif lease.holder == self.holder or lease.expires_at <= now:
+                    if lease.standby_holder == self.holder:
+                        lease.standby_holder = lease.standby_until = None
                     if lease.holder != self.holder:
                         log.info(
                             "connector_lease_taken_over",
@@ -149,12 +165,43 @@ class Leases:
                     lease.expires_at = now + self.length
                 else:
                     self._forget(connector)
+                    self._stand_by(lease, now)
                     return Standby(lease.holder, lease.expires_at)
         except IntegrityError:  # another daemon inserted it first
             self._forget(connector)
             return self.hold(connector)
         self._renewed(connector)
         return None
+
+    def _stand_by(self, lease: ConnectorLease, now: datetime) -> None:
+        """Say on the lease that this daemon is there to take it, for as long as a lease
+        lasts: it looks again well before then (a third of the lease, inbox/daemon.py)."""
+        if not self.takes_over:
+            return
+        lease.standby_holder = self.holder
+        lease.standby_until = now + self.length
+
+    def hand_over(self, connector: str) -> str | None:
+        """Release a lease this daemon holds to the daemon standing by for it, if one stood
+        by within the last lease; the name of that daemon, or None (the lease stays). For a
+        lease's length after, this daemon does not take the lease back while it is free."""
+        with self._lock:
+            if connector not in self._renew_at:
+                return None
+        with transaction(self.writers) as session:
+            now = self._now(session)
+            lease = session.get(ConnectorLease, connector, with_for_update=True)
+            if lease is None or lease.holder != self.holder:
+                return None
+            taker = lease.standby_holder
+            until = lease.standby_until
+            if not taker or taker == self.holder or until is None or until <= now:
+                return None
+            lease.expires_at = now
+        self._forget(connector)
+        with self._lock:
+            self._handed[connector] = (taker, self._local() + self.length.total_seconds())
+        return taker
 
     def fence(self, session: Session, connector: str) -> None:
         """In a batch's transaction: renew the lease where this daemon holds it, else roll the
@@ -215,6 +262,16 @@ class Leases:
         """Whether this daemon held the connector's lease at its last look."""
         with self._lock:
             return connector in self._renew_at
+
+    def _handed_to(self, connector: str) -> str | None:
+        with self._lock:
+            handed = self._handed.get(connector)
+            if handed is None:
+                return None
+            if self._local() >= handed[1]:
+                del self._handed[connector]  # nobody took it: this daemon may again
+                return None
+            return handed[0]
 
     def _renewed(self, connector: str) -> None:
         with self._lock:

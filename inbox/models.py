@@ -334,6 +334,10 @@ class ConnectorLease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: A daemon standing by to take it, and until when that look holds: a holder that cannot
+    #: reach the upstream hands the lease over only to a daemon that is there to take it.
+    standby_holder: Mapped[str | None] = mapped_column(String(200))
+    standby_until: Mapped[datetime | None]
 
 
 class OutboxItem(Base):
