@@ -48,3 +48,51 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class UpstreamError(Exception):
+    """The upstream refused a call or could not be reached. Its text is for a person: what
+    failed and why ("Slack answered invalid_auth to conversations.list: the bot token is wrong
+    or revoked"), shown in /healthz and `inbox status` as it is."""
+
+
+def unreachable(service: str, url: str, error: BaseException) -> UpstreamError:
+    """A network failure in words: the innermost reason ("Connection refused", "timed out"),
+    not the HTTP library's wrapping of it."""
+    reason: object = error
+    for _ in range(8):  # URLError.reason, requests' and urllib3's nested errors
+        inner = getattr(reason, "reason", None) or (
+            reason.__context__ if isinstance(reason, BaseException) else None
+        )
+        if inner is None or inner is reason:
+            break
+        reason = inner
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason).lower():
+        said = "no answer in time"
+    else:
+        said = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return UpstreamError(f"{service} cannot be reached at {url}: {said}"[:500])
+
+
+@runtime_checkable
+class WebhookFed(Protocol):
+    """A connector whose upstream pushes deliveries to our receiver, which spools them on disk,
+    and which catches up through the upstream's API for what webhooks missed.
+
+    The daemon stores the spool and runs the catch-up apart: the spool on every delivery,
+    whether this daemon holds the connector's lease or not, and whatever the API does; the
+    catch-up only where the lease is held, retried with backoff when it fails. `fetch` does
+    both, one after the other, for one-off runs.
+    """
+
+    def fetch_spooled(self, batch_size: int) -> Iterator[Batch]:
+        """What this process's receiver spooled, without a call to the upstream."""
+        ...
+
+    def fetch_catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        """The catch-up through the upstream's API when it is due, else nothing."""
+        ...
+
+    def spooled_count(self) -> int:
+        """Deliveries waiting in the spool (for /healthz)."""
+        ...

@@ -16,13 +16,14 @@ import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from connectors.base import UpstreamError
 from inbox.secrets import Secret, SecretError
 
 if TYPE_CHECKING:
     from connectors.imap import ImapConfig
 
 
-class ImapError(Exception):
+class ImapError(UpstreamError):
     """A connection, TLS, login or protocol failure, said for an operator."""
 
 

@@ -166,16 +166,23 @@ class SpooledConnector:
 
     def fetch(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         yield from self.fetch_spooled(batch_size)
+        yield from self.fetch_catch_up(cursors, batch_size)
+
+    def fetch_spooled(self, batch_size: int) -> Iterator[Batch]:
+        """Only what this process's receiver spooled: a daemon standing by for another that
+        holds the connector's lease (inbox/leases.py) still stores that, and so does one
+        whose upstream API is down (reading an entry must never need the API)."""
+        yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
+
+    def fetch_catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         if time.monotonic() < self._next_catchup:
             return
         self._next_catchup = 0.0  # stays due if the catch-up fails
         yield from self.catch_up(cursors, batch_size)
         self._next_catchup = time.monotonic() + self.catchup_seconds
 
-    def fetch_spooled(self, batch_size: int) -> Iterator[Batch]:
-        """Only what this process's receiver spooled: a daemon standing by for another that
-        holds the connector's lease (inbox/leases.py) still stores that."""
-        yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
+    def spooled_count(self) -> int:
+        return self.spool.count()
 
     def acknowledge(self, batch: Batch) -> None:
         if batch.acknowledge:

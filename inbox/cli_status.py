@@ -51,9 +51,11 @@ def _print(body: dict[str, Any]) -> None:
         click.echo(line)
         if connector.get("lease_held_by"):
             click.echo(f"      polled by the daemon {connector['lease_held_by']}")
-        if connector.get("last_error") and connector["state"] == "degraded":
-            failures = connector.get("failures_in_a_row")
-            click.echo(f"      {failures} failures in a row: {connector['last_error']}")
+        for failure in connector.get("failing") or []:
+            click.echo(f"      failing: {failure}")
+        spool = connector.get("spool")
+        if spool and spool.get("waiting"):
+            click.echo(f"      {spool['waiting']} webhook deliveries waiting in the spool")
     outbox = body.get("outbox") or {}
     click.echo(
         f"outbox: {outbox.get('pending', 0)} pending, {outbox.get('sending', 0)} sending, "

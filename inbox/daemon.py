@@ -9,8 +9,12 @@ A connector that can be told of new mail (IMAP IDLE) gets a `notify` callback th
 Each connector polls in its own thread, so one whose server is slow or silent holds back only
 itself; their batches are stored one at a time. One failing connector (an unreadable folder, a
 bug in its parser) is logged with its reason and retried with exponential backoff and jitter,
-while the others go on. SIGTERM and SIGINT let the batches in flight commit (each is one
-transaction) and then stop. The main thread keeps the watchdog, the status and the rules.
+while the others go on. A connector fed by webhooks has a second thread for its spool: what
+the receiver took is stored within moments of arriving, whatever the upstream's API does (a
+catch-up that is refused, slow or backing off holds none of it back), and whether this daemon
+holds the connector's lease or stands by. SIGTERM and SIGINT let the batches in flight commit
+(each is one transaction) and then stop. The main thread keeps the watchdog, the status and
+the rules.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from types import FrameType
 
 import structlog
 
-from connectors.base import Connector
+from connectors.base import Connector, UpstreamError, WebhookFed
 from inbox.config import ConfigError, Settings
 from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
@@ -50,6 +54,19 @@ RULES_CHECK_SECONDS = 2.0
 
 
 @dataclass
+class _SpoolLane:
+    """The deliveries a connector's webhook receiver spooled in this daemon, stored from a
+    thread of their own (see the module's docstring)."""
+
+    #: Set by the receiver when it spooled a delivery.
+    wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    failures: int = 0
+    last_error: str = ""
+    last_success: float = 0.0
+
+
+@dataclass
 class _ConnectorState:
     connector: Connector
     next_poll: float = 0.0
@@ -65,11 +82,24 @@ class _ConnectorState:
     thread: threading.Thread | None = None
     #: Another daemon holds this connector's lease: this one stands by (inbox/leases.py).
     standby: Standby | None = None
+    #: A connector fed by webhooks: its spool, stored apart from the polls (its catch-up).
+    spool: _SpoolLane | None = None
+    #: The polls and the spool's thread both add to `totals`.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def failing(self) -> list[str]:
+        """What fails, and why, in words for a person (/healthz, `inbox status`)."""
+        what = "catch-up" if self.spool is not None else "poll"
+        found = [_failed(what, self.failures, self.last_error)] if self.failures else []
+        if self.spool is not None and self.spool.failures:
+            found.append(_failed("spool", self.spool.failures, self.spool.last_error))
+        return found
 
     @property
     def health(self) -> str:
         """What /healthz and `inbox status` say of the connector."""
-        if self.failures:
+        if self.failing:
             return "degraded"
         if self.standby is not None:
             return "standby"
@@ -93,7 +123,12 @@ class Daemon:
             settings,
             rules=rules,
         )
-        self.states = [_ConnectorState(connector) for connector in connectors]
+        self.states = [
+            _ConnectorState(
+                connector, spool=_SpoolLane() if isinstance(connector, WebhookFed) else None
+            )
+            for connector in connectors
+        ]
         self.leases = Leases(
             make_sessionmaker(self.engine, writer=True),
             seconds=settings.ingest.lease_seconds,
@@ -152,6 +187,7 @@ class Daemon:
         """Poll until stopped (or one pass with `once`); returns the totals of this run."""
         if once:  # not the service of this data_dir: neither pass for it nor end its leases
             self.leases.holder = one_off_holder(self.settings.data_dir)
+            self.leases.takes_over = False
         upgrade(self.url)
         log.info(
             "daemon_started",
@@ -172,6 +208,7 @@ class Daemon:
             if once:
                 for state in self.states:
                     if not self.stopping.is_set():
+                        self._store_spool(state)
                         self._poll(state)
                 if self.notifier is not None:
                     while self.notifier.run_once():
@@ -204,7 +241,7 @@ class Daemon:
         totals = BatchResult()
         for state in self.states:
             totals.add(state.totals)
-        self.failed_connectors = [s.connector.name for s in self.states if s.failures]
+        self.failed_connectors = [s.connector.name for s in self.states if s.failing]
         log.info(
             "daemon_stopped",
             stored=totals.stored,
@@ -229,9 +266,9 @@ class Daemon:
         """One line for `systemctl status`: what runs, what fails, what was stored."""
         stored = sum(state.totals.stored for state in self.states)
         failing = [
-            f"{state.connector.name} ({state.last_error[:60]})"
+            f"{state.connector.name} ({'; '.join(state.failing)[:80]})"
             for state in self.states
-            if state.failures
+            if state.failing
         ]
         line = f"{len(self.states)} connectors, {stored} messages stored since start"
         if failing:
@@ -279,7 +316,10 @@ class Daemon:
 
     def _pushed(self, state: _ConnectorState) -> None:
         """From a connector's watcher thread: it may have news (or its upstream is back after a
-        failure), so poll it now."""
+        failure), so poll it now; from a webhook receiver: store its spool now."""
+        if state.spool is not None:
+            state.spool.wake.set()
+            return
         state.next_poll = 0.0
         state.wake.set()
 
@@ -295,6 +335,14 @@ class Daemon:
                 daemon=True,
             )
             state.thread.start()
+            if state.spool is not None:
+                state.spool.thread = threading.Thread(
+                    target=self._spool_loop,
+                    args=(state, state.spool),
+                    name=f"spool-{state.connector.name}",
+                    daemon=True,
+                )
+                state.spool.thread.start()
 
     def _connector_loop(self, state: _ConnectorState) -> None:
         while not self.stopping.is_set():
@@ -305,17 +353,57 @@ class Daemon:
                 continue
             self._poll(state)
 
+    def _spool_loop(self, state: _ConnectorState, lane: _SpoolLane) -> None:
+        """Cleared before the spool is read: a delivery spooled meanwhile sets the wake-up
+        again, and the wait below returns at once for it."""
+        while not self.stopping.is_set():
+            lane.wake.clear()
+            lane.wake.wait(self._store_spool(state))
+
+    def _store_spool(self, state: _ConnectorState) -> float:
+        """Store what the receiver spooled; the seconds until the spool is read again
+        without a delivery's wake-up (after a failure: a backoff)."""
+        lane = state.spool
+        if lane is None:
+            return 0.0
+        connector = state.connector
+        assert isinstance(connector, WebhookFed)
+        try:
+            self._ingest(state, connector.fetch_spooled(self._batch_size()))
+        except Exception as error:  # the store is away, the spool unreadable: retried
+            lane.failures += 1
+            lane.last_error = reason_of(error)
+            delay = _backoff(lane.failures)
+            log.exception(
+                "connector_spool_failed",
+                connector=connector.name,
+                failures=lane.failures,
+                retry_in_seconds=round(delay, 1),
+            )
+            return delay
+        lane.failures = 0
+        lane.last_success = time.time()
+        return self._poll_seconds(connector)
+
     def _join_connector_threads(self) -> None:
         deadline = time.monotonic() + STOP_JOIN_SECONDS
         for state in self.states:
             state.wake.set()
+            if state.spool is not None:
+                state.spool.wake.set()
         for state in self.states:
-            if state.thread is None:
-                continue
-            state.thread.join(max(0.0, deadline - time.monotonic()))
-            if state.thread.is_alive():
-                # Stuck in a call to its upstream: closing the connector below ends it.
-                log.warning("connector_still_busy_at_stop", connector=state.connector.name)
+            threads = [state.thread, state.spool.thread if state.spool else None]
+            for thread in threads:
+                if thread is None:
+                    continue
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    # Stuck in a call to its upstream: closing the connector below ends it.
+                    log.warning(
+                        "connector_still_busy_at_stop",
+                        connector=state.connector.name,
+                        thread=thread.name,
+                    )
 
     def _poll(self, state: _ConnectorState) -> None:
         connector = state.connector
@@ -332,7 +420,10 @@ class Daemon:
             if standby is not None:
                 self._stand_by(state)
                 return
-            batches = connector.fetch(self.pipeline.cursors(connector.name), self._batch_size())
+            fetch = (
+                connector.fetch_catch_up if isinstance(connector, WebhookFed) else connector.fetch
+            )
+            batches = fetch(self.pipeline.cursors(connector.name), self._batch_size())
             self._ingest(state, batches, fence=self.leases.fence)
         except LeaseLost as lost:
             log.warning("connector_lease_lost", connector=connector.name, reason=str(lost))
@@ -341,11 +432,10 @@ class Daemon:
         except Exception as error:
             state.failures += 1
             state.failures_total += 1
-            state.last_error = repr(error)
-            if state.failures == RELEASE_AFTER_FAILURES:
-                self._give_up_lease(state)
-            backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** min(state.failures, 10))
-            delay = backoff * random.uniform(0.5, 1.0)
+            state.last_error = reason_of(error)
+            if state.failures >= RELEASE_AFTER_FAILURES:
+                self._hand_over_lease(state)
+            delay = _backoff(state.failures)
             log.exception(
                 "connector_failed",
                 connector=connector.name,
@@ -362,7 +452,8 @@ class Daemon:
         self, state: _ConnectorState, batches: Iterable[Batch], fence: Fence | None = None
     ) -> None:
         for batch, result in self.pipeline.ingest_many(batches, fence=fence):
-            state.totals.add(result)
+            with state.lock:
+                state.totals.add(result)
             if self.notifier is not None and result.stored:
                 self.notifier.wake()  # the batch may have written pings: send them now
             state.connector.acknowledge(batch)
@@ -371,11 +462,9 @@ class Daemon:
 
     def _stand_by(self, state: _ConnectorState) -> None:
         """Another daemon polls this connector's upstream. What this daemon's own receiver
-        spooled is still stored here (no other daemon can see that spool)."""
+        spooled is still stored here, by the spool's own thread (no other daemon can see
+        that spool)."""
         connector = state.connector
-        spooled = getattr(connector, "fetch_spooled", None)
-        if callable(spooled):
-            self._ingest(state, spooled(self._batch_size()))
         state.failures = 0
         state.last_success = time.time()
         state.next_poll = time.monotonic() + self._standby_seconds(connector)
@@ -384,18 +473,25 @@ class Daemon:
         """Standing by, look again often enough to take over soon after the holder is gone."""
         return min(self._poll_seconds(connector), self.settings.ingest.lease_seconds / 3)
 
-    def _give_up_lease(self, state: _ConnectorState) -> None:
+    def _hand_over_lease(self, state: _ConnectorState) -> None:
         """This daemon cannot reach the upstream (a password, a firewall): let a daemon on
-        another server try. It may take the lease back at its next poll if nobody did."""
+        another server try, if one stands by. With none, the lease stays here: this daemon
+        goes on retrying, and storing what its receiver spools."""
+        name = state.connector.name
         try:
-            self.leases.release([state.connector.name])
-        except Exception:
+            taker = self.leases.hand_over(name)
+        except Exception:  # the store is away: the next poll says so
+            log.debug("connector_lease_not_handed_over", connector=name, exc_info=True)
             return
-        log.warning(
-            "connector_lease_released",
-            connector=state.connector.name,
-            reason=f"{state.failures} failed polls in a row",
-        )
+        reason = f"{state.failures} failed polls in a row"
+        if taker is not None:
+            log.warning("connector_lease_released", connector=name, to=taker, reason=reason)
+        elif state.failures == RELEASE_AFTER_FAILURES:
+            log.info(
+                "connector_lease_kept",
+                connector=name,
+                reason=f"{reason}, and no other daemon stands by to take it",
+            )
 
     def _renew_leases(self) -> None:
         try:
@@ -414,3 +510,20 @@ class Daemon:
 
     def _poll_seconds(self, connector: Connector) -> float:
         return float(getattr(getattr(connector, "config", None), "poll_seconds", 30.0))
+
+
+def _failed(what: str, times: int, reason: str) -> str:
+    return f"{what} failed {'once' if times == 1 else f'{times} times in a row'}: {reason}"
+
+
+def _backoff(failures: int) -> float:
+    """Exponential, capped, with jitter: daemons that failed together do not retry together."""
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 10)) * random.uniform(0.5, 1.0)
+
+
+def reason_of(error: BaseException) -> str:
+    """A failure as /healthz shows it: the upstream's words where the connector gave them,
+    else the exception's type and text."""
+    if isinstance(error, UpstreamError):
+        return str(error)[:500]
+    return f"{type(error).__name__}: {error}"[:500]

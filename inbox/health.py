@@ -24,11 +24,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.base import WebhookFed
 from inbox.models import OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
 
 if TYPE_CHECKING:
-    from inbox.daemon import Daemon
+    from inbox.daemon import Daemon, _ConnectorState
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -80,14 +81,15 @@ def report(daemon: Daemon) -> dict[str, Any]:
                 "state": state.health,
                 #: Another daemon on the same store polls it (inbox/leases.py); null: this one.
                 "lease_held_by": None if state.standby is None else state.standby.holder,
+                #: What fails and why, for a person: ["catch-up: Slack answered ..."].
+                "failing": state.failing,
                 "failures_in_a_row": state.failures,
                 "last_error": state.last_error,
-                "last_success_seconds_ago": round(now - state.last_success, 1)
-                if state.last_success
-                else None,
+                "last_success_seconds_ago": _ago(now, state.last_success),
                 "stored": state.totals.stored,
                 "duplicates": state.totals.duplicates,
                 "raw_only": state.totals.raw_only,
+                "spool": None if state.spool is None else _spool(state, now),
             }
         )
     degraded = [c["name"] for c in connectors if c["state"] == "degraded"]
@@ -108,6 +110,27 @@ def report(daemon: Daemon) -> dict[str, Any]:
             "reloads": rules.reloads,
             "failed_reloads": rules.failed_reloads,
         },
+    }
+
+
+def _ago(now: float, then: float) -> float | None:
+    return round(now - then, 1) if then else None
+
+
+def _spool(state: _ConnectorState, now: float) -> dict[str, Any]:
+    """A webhook connector's spool: stored apart from its catch-up, so it has its own state."""
+    lane = state.spool
+    assert lane is not None and isinstance(state.connector, WebhookFed)
+    try:
+        waiting: int | None = state.connector.spooled_count()
+    except OSError:
+        waiting = None
+    return {
+        "state": "degraded" if lane.failures else ("ok" if lane.last_success else "starting"),
+        "waiting": waiting,
+        "failures_in_a_row": lane.failures,
+        "last_error": lane.last_error,
+        "last_success_seconds_ago": _ago(now, lane.last_success),
     }
 
 

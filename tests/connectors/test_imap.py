@@ -311,7 +311,8 @@ def test_server_stopped_and_restarted_during_a_sync_loses_and_doubles_nothing(
         stopped_at = count(store, RawRecord)
         print(f"stopped at {stopped_at} in {time.monotonic() - began:.2f} s")
         wait_for(lambda: daemon.states[0].failures > 0, "the connector to notice", timeout=30)
-        assert "ImapError" in daemon.states[0].last_error
+        said = daemon.states[0].last_error  # in words, not an exception's repr
+        assert "failed" in said or "cannot reach" in said, said
         dovecot.start()
         wait_for(lambda: count(store, RawRecord) == total, "the sync to finish", timeout=120)
     finally:
