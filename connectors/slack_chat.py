@@ -42,7 +42,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.signature import SignatureVerifier
 
-from connectors.base import ConnectorConfig
+from connectors.base import ConnectorConfig, UpstreamError, unreachable
 from connectors.spool import SpooledConnector, SpoolEntry
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
@@ -58,6 +58,21 @@ CONTENT_SUBTYPES = frozenset({"", "thread_broadcast", "file_share", "me_message"
 HISTORY_PAGE = 200
 #: Per call, for 429 (after Retry-After) and 5xx; then the fetch fails and the daemon backs off.
 RETRIES = 3
+#: users.info for a spooled event: what the spool may wait for an author's profile.
+QUICK_TIMEOUT_SECONDS = 3
+#: After users.info failed for a spooled event, the next events do not ask for this long.
+PROFILE_RETRY_SECONDS = 60.0
+#: What Slack's refusals of a bot's calls mean for the person reading /healthz.
+REFUSALS = {
+    "invalid_auth": "the bot token is wrong or revoked",
+    "not_authed": "no bot token was sent",
+    "token_revoked": "the bot token was revoked",
+    "account_inactive": "the bot's token or workspace is deactivated",
+    "missing_scope": "the app lacks a scope it needs",
+    "not_in_channel": "invite the bot to the channel",
+    "channel_not_found": "the channel does not exist or the bot cannot see it",
+    "ratelimited": "rate limited, still after waiting out Retry-After",
+}
 
 
 class SlackChatConfig(ConnectorConfig):
@@ -87,6 +102,36 @@ class SlackChatConfig(ConnectorConfig):
 
 
 @dataclass(frozen=True, slots=True)
+class _Ours:
+    """Our bot as it appears on messages: its user, its bot id, its app."""
+
+    user: str
+    bot: str
+    app: str
+
+    def wrote(self, message: dict[str, Any]) -> bool:
+        """Our pings must never come back as customer messages."""
+        user = str(message.get("user") or "")
+        bot = str(message.get("bot_id") or "")
+        app = str(message.get("app_id") or (message.get("bot_profile") or {}).get("app_id") or "")
+        return bool(
+            (user and user == self.user) or (bot and bot == self.bot) or (app and app == self.app)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a message was seen: its workspace and channel, and by which way in."""
+
+    team: str
+    channel: str
+    channel_type: str
+    #: "events" (a spooled delivery) or "history" (the catch-up).
+    source: str
+    ours: _Ours
+
+
+@dataclass(frozen=True, slots=True)
 class _Item:
     order: tuple[int, int]
     raw: RawMessage
@@ -111,6 +156,10 @@ class SlackConnector(SpooledConnector):
         )
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._me: tuple[str, str] | None = None
+        self._injected_client = client is not None
+        self._quick_client: WebClient | None = None
+        #: After users.info failed for a spooled event, events wait for no profile until then.
+        self._profiles_down_until = 0.0
 
     # -- the webhook ------------------------------------------------------------------------
 
@@ -164,10 +213,6 @@ class SlackConnector(SpooledConnector):
 
     # -- fetching ----------------------------------------------------------------------------
 
-    def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
-        for channel, channel_type in self._channels():
-            yield from self._catch_up(channel, channel_type, cursors.get(channel), batch_size)
-
     @property
     def client(self) -> WebClient:
         if self._client is None:
@@ -186,9 +231,36 @@ class SlackConnector(SpooledConnector):
             )
         return self._client
 
+    @property
+    def quick_client(self) -> WebClient:
+        """For what a spooled event needs from the API (its author's profile): a short
+        timeout and no retries, so that a slow or failing API delays the spool by seconds
+        at most, and the event is stored without the profile instead of waiting."""
+        if self._injected_client:
+            return self.client
+        if self._quick_client is None:
+            self._quick_client = WebClient(
+                token=Secret(self.config.bot_token).get(),
+                base_url=self.config.api_url,
+                timeout=QUICK_TIMEOUT_SECONDS,
+                retry_handlers=[],
+            )
+        return self._quick_client
+
+    def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
+        try:
+            for channel, channel_type in self._channels():
+                yield from self._catch_up(channel, channel_type, cursors.get(channel), batch_size)
+        except SlackApiError as error:
+            raise UpstreamError(refusal(error)) from error
+        except OSError as error:  # refused, reset, timed out, a name that does not resolve
+            raise unreachable("Slack", self.config.api_url, error) from error
+
     def messages_of(self, entry: SpoolEntry) -> list[RawMessage]:
         """The messages in one spooled event: none (not ours to keep), one, or an unreadable
-        event kept raw with the reason."""
+        event kept raw with the reason. Never waits on the API: our own ids come from the
+        event's envelope when auth.test was not answered yet, and an author's profile that
+        cannot be fetched now is left out (filled in from a later message)."""
         name, body, received = entry.name, entry.body, entry.received_at
         try:
             envelope = json.loads(body)
@@ -204,18 +276,24 @@ class SlackConnector(SpooledConnector):
         channel_type = str(event.get("channel_type") or "")
         if not self._followed(channel, channel_type):
             return []
-        team = str(envelope.get("team_id") or "")
+        origin = _Origin(
+            str(envelope.get("team_id") or ""),
+            channel,
+            channel_type,
+            "events",
+            self._ours_in(envelope),
+        )
         subtype = str(event.get("subtype") or "")
         if subtype == "message_changed":
             message = event.get("message") or {}
             if not message.get("edited"):
                 return []  # an unfurl or a reply count changed: nothing a person wrote
-            return self._revision("edited", team, channel, channel_type, message, "events")
+            return self._revision("edited", origin, message)
         if subtype == "message_deleted":
             previous = dict(event.get("previous_message") or {})
             previous.setdefault("ts", event.get("deleted_ts"))
-            return self._revision("deleted", team, channel, channel_type, previous, "events")
-        raw = self._message(team, channel, channel_type, event, "events")
+            return self._revision("deleted", origin, previous)
+        raw = self._message(origin, event)
         return [raw] if raw is not None else []
 
     def _unreadable(self, name: str, body: bytes, received: float, why: str) -> RawMessage:
@@ -231,71 +309,50 @@ class SlackConnector(SpooledConnector):
     def _followed(self, channel: str, channel_type: str) -> bool:
         return channel in self.config.channels or (self.config.dms and channel_type == "im")
 
-    def _skipped(self, message: dict[str, Any]) -> bool:
+    def _skipped(self, message: dict[str, Any], ours: _Ours) -> bool:
         subtype = str(message.get("subtype") or "")
         if subtype not in CONTENT_SUBTYPES:
             return True
-        me_user, me_bot = self._own_ids()
+        if ours.wrote(message):
+            return True
         user = str(message.get("user") or "")
         bot = str(message.get("bot_id") or "")
-        if (user and user == me_user) or (bot and bot == me_bot):
-            return True
         if user in self.config.skip_users:
             return True
         if (bot or subtype == "bot_message") and self.config.skip_bots:
             return bot not in self.config.allow_bots
         return False
 
-    def _message(
-        self,
-        team: str,
-        channel: str,
-        channel_type: str,
-        message: dict[str, Any],
-        source: str,
-    ) -> RawMessage | None:
-        if self._skipped(message):
+    def _message(self, origin: _Origin, message: dict[str, Any]) -> RawMessage | None:
+        if self._skipped(message, origin.ours):
             return None
         ts = str(message.get("ts") or "")
-        return self._raw(f"{channel}:{ts}", "message", team, channel, channel_type, message, source)
+        return self._raw(f"{origin.channel}:{ts}", "message", origin, message)
 
-    def _revision(
-        self,
-        kind: str,
-        team: str,
-        channel: str,
-        channel_type: str,
-        message: dict[str, Any],
-        source: str,
-    ) -> list[RawMessage]:
-        if self._skipped(message):
+    def _revision(self, kind: str, origin: _Origin, message: dict[str, Any]) -> list[RawMessage]:
+        if self._skipped(message, origin.ours):
             return []
         ts = str(message.get("ts") or "")
         if kind == "edited":
-            external = f"{channel}:{ts}:edited:{(message.get('edited') or {}).get('ts') or ''}"
+            edited = (message.get("edited") or {}).get("ts") or ""
+            external = f"{origin.channel}:{ts}:edited:{edited}"
         else:
-            external = f"{channel}:{ts}:deleted"
-        return [self._raw(external, kind, team, channel, channel_type, message, source)]
+            external = f"{origin.channel}:{ts}:deleted"
+        return [self._raw(external, kind, origin, message)]
 
     def _raw(
-        self,
-        external_id: str,
-        kind: str,
-        team: str,
-        channel: str,
-        channel_type: str,
-        message: dict[str, Any],
-        source: str,
+        self, external_id: str, kind: str, origin: _Origin, message: dict[str, Any]
     ) -> RawMessage:
         user_id = str(message.get("user") or "")
+        channel = origin.channel
         envelope = {
             "kind": kind,
-            "source": source,
-            "team": team,
+            "source": origin.source,
+            "team": origin.team,
             "channel": channel,
-            "channel_type": channel_type or ("im" if channel.startswith("D") else "channel"),
+            "channel_type": origin.channel_type or ("im" if channel.startswith("D") else "channel"),
             "message": message,
-            "user": self._user(user_id) if user_id and kind != "deleted" else {},
+            "user": self._author(user_id, origin.source) if user_id and kind != "deleted" else {},
         }
         stamp = (message.get("edited") or {}).get("ts") if kind == "edited" else message.get("ts")
         return RawMessage(
@@ -307,22 +364,50 @@ class SlackConnector(SpooledConnector):
             folder=channel,
         )
 
-    def _user(self, user_id: str) -> dict[str, Any]:
-        """users.info, cached. An unknown user is stored without a profile; Slack being
-        unreachable fails the fetch, so the event waits in the spool and is tried again."""
+    def _author(self, user_id: str, source: str) -> dict[str, Any]:
+        """users.info, cached for an hour. In a catch-up, Slack being unreachable fails the
+        fetch (it is tried again). For a spooled event it must not: the event is stored
+        with the user id alone, and for a minute after a failure no event asks again."""
         now = time.monotonic()
         cached = self._users.get(user_id)
         if cached is not None and cached[0] > now:
             return cached[1]
+        if source != "events":
+            user = self._users_info(self.client, user_id)
+        elif now < self._profiles_down_until:
+            return {"id": user_id}
+        else:
+            try:
+                user = self._users_info(self.quick_client, user_id)
+            except (SlackApiError, OSError) as error:
+                self._profiles_down_until = now + PROFILE_RETRY_SECONDS
+                reason = refusal(error) if isinstance(error, SlackApiError) else str(error)
+                self.log.warning("slack_profile_not_fetched", user=user_id, reason=reason[:300])
+                return {"id": user_id}
+        self._users[user_id] = (now + USER_CACHE_SECONDS, user)
+        return user
+
+    @staticmethod
+    def _users_info(client: WebClient, user_id: str) -> dict[str, Any]:
+        """An unknown user is stored without a profile; other refusals raise."""
         try:
-            user = dict(self.client.users_info(user=user_id)["user"])
+            return dict(client.users_info(user=user_id)["user"])
         except SlackApiError as error:
             code = error.response.get("error") if isinstance(error.response.data, dict) else ""
             if code not in ("user_not_found", "users_not_found"):
                 raise
-            user = {"id": user_id}
-        self._users[user_id] = (now + USER_CACHE_SECONDS, user)
-        return user
+            return {"id": user_id}
+
+    def _ours_in(self, envelope: dict[str, Any]) -> _Ours:
+        """Who we are, for an event: auth.test's answer once known, else the envelope's bot
+        user (Slack lists the installation it authorizes); and our app, whose messages
+        carry its app_id."""
+        app = str(envelope.get("api_app_id") or "")
+        if self._me is not None:
+            return _Ours(*self._me, app)
+        bots = [a for a in envelope.get("authorizations") or [] if isinstance(a, dict)]
+        user = next((str(a.get("user_id") or "") for a in bots if a.get("is_bot")), "")
+        return _Ours(user, "", app)
 
     def _own_ids(self) -> tuple[str, str]:
         if self._me is None:
@@ -361,11 +446,11 @@ class SlackConnector(SpooledConnector):
             start = (int(first), 0)
         oldest = f"{max(0, start[0] - lookback)}.000000"
         items: list[_Item] = []
-        team = ""
+        origin = _Origin("", channel, channel_type, "history", _Ours(*self._own_ids(), app=""))
         for message in self._pages(
             self.client.conversations_history, channel=channel, oldest=oldest
         ):
-            items.extend(self._caught(team, channel, channel_type, message, start))
+            items.extend(self._caught(origin, message, start))
             latest_reply = _ts_key(str(message.get("latest_reply") or ""))
             if message.get("reply_count") and latest_reply > start:
                 for reply in self._pages(
@@ -375,7 +460,7 @@ class SlackConnector(SpooledConnector):
                     oldest=_ts_text(start),
                 ):
                     if reply.get("ts") != message.get("ts"):
-                        items.extend(self._caught(team, channel, channel_type, reply, start))
+                        items.extend(self._caught(origin, reply, start))
         # A reply "also sent to the channel" shows in history and in its thread: keep one.
         items = list({item.raw.external_id: item for item in items}.values())
         items.sort(key=lambda item: item.order)
@@ -392,12 +477,7 @@ class SlackConnector(SpooledConnector):
             )
 
     def _caught(
-        self,
-        team: str,
-        channel: str,
-        channel_type: str,
-        message: dict[str, Any],
-        start: tuple[int, int],
+        self, origin: _Origin, message: dict[str, Any], start: tuple[int, int]
     ) -> list[_Item]:
         """What history shows of `message` that is newer than the cursor: the message itself,
         or an edit of an older one."""
@@ -405,11 +485,11 @@ class SlackConnector(SpooledConnector):
         edited = _ts_key(str((message.get("edited") or {}).get("ts") or ""))
         found: list[_Item] = []
         if ts > start:
-            raw = self._message(team, channel, channel_type, message, "history")
+            raw = self._message(origin, message)
             if raw is not None:
                 found.append(_Item(ts, raw))
         if edited > start and edited > ts:
-            for raw in self._revision("edited", team, channel, channel_type, message, "history"):
+            for raw in self._revision("edited", origin, message):
                 found.append(_Item(edited, raw))
         return found
 
@@ -451,3 +531,15 @@ def _read_cursor(text_value: str | None) -> tuple[int, int] | None:
     except (ValueError, KeyError, TypeError):
         log.warning("slack_cursor_unreadable", cursor=text_value[:100])
         return None
+
+
+def refusal(error: SlackApiError) -> str:
+    """A SlackApiError in words: which call, Slack's code, what it means."""
+    response = error.response
+    data = response.data if isinstance(response.data, dict) else {}
+    code = str(data.get("error") or f"HTTP {response.status_code}")
+    method = str(response.api_url or "").rstrip("/").rsplit("/", 1)[-1] or "a call"
+    meaning = REFUSALS.get(code, "")
+    if data.get("needed"):
+        meaning = f"the app lacks the scope {data['needed']}"
+    return f"Slack answered {code} to {method}" + (f": {meaning}" if meaning else "")

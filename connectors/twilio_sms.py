@@ -36,7 +36,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from connectors.base import ConnectorConfig
+from connectors.base import ConnectorConfig, UpstreamError, unreachable
 from connectors.spool import SpooledConnector, SpoolEntry
 from connectors.twilio_http import DownloadError, RoutedHttpClient
 from inbox.normalize.sms import e164
@@ -55,6 +55,13 @@ EMPTY_TWIML = str(MessagingResponse()).encode()
 PAGE_SIZE = 200
 #: Twilio never sends more than 10 media with one message.
 MAX_MEDIA = 10
+#: What Twilio's refusals of the message list mean for the person reading /healthz.
+REFUSALS = {
+    401: "the account SID or auth token is wrong",
+    403: "this account may not list messages",
+    404: "no such account (check account_sid)",
+    429: "rate limited, still after waiting out Retry-After",
+}
 
 
 class TwilioSmsConfig(ConnectorConfig):
@@ -154,8 +161,22 @@ class TwilioSmsConnector(SpooledConnector):
     def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         forget = time.time() - 3 * 86400
         self._seen = {sid: when for sid, when in self._seen.items() if when > forget}
-        for number in self.numbers:
-            yield from self._catch_up(number, cursors.get(number), batch_size)
+        try:
+            for number in self.numbers:
+                yield from self._catch_up(number, cursors.get(number), batch_size)
+        except TwilioRestException as error:
+            meaning = REFUSALS.get(error.status, "")
+            raise UpstreamError(
+                f"Twilio answered HTTP {error.status} (error {error.code}: {error.msg})"
+                + (f": {meaning}" if meaning else "")
+            ) from None
+        except TwilioException as error:
+            # A page that fails mid-list is the base exception, with the response beside it.
+            response = error.args[1] if len(error.args) > 1 else None
+            status = getattr(response, "status_code", "?")
+            raise UpstreamError(f"Twilio refused the message list (HTTP {status})") from None
+        except OSError as error:  # requests' errors are OSErrors: refused, reset, timed out
+            raise unreachable("Twilio", self.config.api_url, error) from None
 
     def messages_of(self, entry: SpoolEntry) -> list[RawMessage]:
         try:
@@ -249,21 +270,13 @@ class TwilioSmsConnector(SpooledConnector):
             since_day = after.date()
         else:
             since_day = cursor.date() - timedelta(days=1)
-        try:
-            found = [
-                message
-                for message in self.client.messages.stream(
-                    to=number, date_sent_after=_midnight(since_day), page_size=PAGE_SIZE
-                )
-                if str(message.direction or "") == "inbound"
-            ]
-        except TwilioRestException as error:
-            raise ConnectionError(f"Twilio refused the message list: {error.msg}") from None
-        except TwilioException as error:
-            # A page that fails mid-list is the base exception, with the response beside it.
-            response = error.args[1] if len(error.args) > 1 else None
-            status = getattr(response, "status_code", "?")
-            raise ConnectionError(f"Twilio refused the message list (HTTP {status})") from None
+        found = [
+            message
+            for message in self.client.messages.stream(
+                to=number, date_sent_after=_midnight(since_day), page_size=PAGE_SIZE
+            )
+            if str(message.direction or "") == "inbound"
+        ]
         fresh = [
             m
             for m in found

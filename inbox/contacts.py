@@ -51,13 +51,19 @@ class IdentityResolver:
         merging two contacts that both have history is a person's decision.
         """
         self.prefetch(kind, set(names))
-        missing = [address for address in names if (kind, address) not in self._cache]
-        if not missing:
-            return
         links = also_email or {}
-        emails = {a: links[(kind, a)] for a in missing if (kind, a) in links}
+        emails = {a: links[(kind, a)] for a in names if (kind, a) in links}
         if kind != "email" and emails:
             self.prefetch("email", set(emails.values()))
+        missing = []
+        for address in names:
+            known = self._cache.get((kind, address))
+            if known is None:
+                missing.append(address)
+            else:
+                self._complete(known, names[address], emails.get(address, ""))
+        if not missing:
+            return
         try:
             with self.session.begin_nested():
                 created: list[Identity] = []
@@ -100,6 +106,32 @@ class IdentityResolver:
             self._cache[(kind, identity.address)] = identity
         for identity in extras:
             self._cache[("email", identity.address)] = identity
+
+    def _complete(self, identity: Identity, name: str, email: str) -> None:
+        """What a sender's first message could not tell is filled in from a later one: a
+        name (a From without one, a Slack event stored while users.info could not be
+        asked), and the email of a Slack profile that nobody writes from yet. Nothing known
+        is changed, and no identity moves to another contact."""
+        if name and name != identity.address and identity.display_name in ("", identity.address):
+            identity.display_name = name
+            contact = identity.contact
+            if contact.name in ("", identity.address):
+                contact.name = name
+        if not email or identity.kind == "email" or ("email", email) in self._cache:
+            return
+        extra = Identity(
+            contact_id=identity.contact_id,
+            kind="email",
+            address=email,
+            display_name=identity.display_name,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(extra)
+                self.session.flush()
+        except IntegrityError:  # someone else writes from it after all: theirs it stays
+            return
+        self._cache[("email", email)] = extra
 
     def resolve(self, kind: str, address: str, display_name: str = "") -> Identity:
         key = (kind, address)

@@ -151,11 +151,16 @@ def _sender(message: dict[str, Any], user: dict[str, Any]) -> Address | None:
     if not user_id:
         return None
     profile = user.get("profile") or {}
+    # Events carry a short profile of their own (no email): the name when users.info could
+    # not be asked (the connector stores such events without waiting for the API).
+    shown = message.get("user_profile") or {}
     name = (
         profile.get("real_name")
         or user.get("real_name")
         or profile.get("display_name")
         or user.get("name")
+        or shown.get("real_name")
+        or shown.get("display_name")
         or message.get("username")
         or ""
     )
