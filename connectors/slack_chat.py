@@ -59,7 +59,7 @@ HISTORY_PAGE = 200
 #: Per call, for 429 (after Retry-After) and 5xx; then the fetch fails and the daemon backs off.
 RETRIES = 3
 #: users.info for a spooled event: what the spool may wait for an author's profile.
-QUICK_TIMEOUT_SECONDS = 3
+QUICK_TIMEOUT_SECONDS = 1
 #: After users.info failed for a spooled event, the next events do not ask for this long.
 PROFILE_RETRY_SECONDS = 60.0
 #: What Slack's refusals of a bot's calls mean for the person reading /healthz.
@@ -72,6 +72,10 @@ REFUSALS = {
     "not_in_channel": "invite the bot to the channel",
     "channel_not_found": "the channel does not exist or the bot cannot see it",
     "ratelimited": "rate limited, still after waiting out Retry-After",
+    "HTTP 500": "a failure on Slack's side (status.slack.com says more)",
+    "HTTP 502": "a failure on Slack's side (status.slack.com says more)",
+    "HTTP 503": "Slack is unavailable (status.slack.com says more)",
+    "HTTP 504": "a failure on Slack's side (status.slack.com says more)",
 }
 
 
@@ -538,6 +542,9 @@ def refusal(error: SlackApiError) -> str:
     response = error.response
     data = response.data if isinstance(response.data, dict) else {}
     code = str(data.get("error") or f"HTTP {response.status_code}")
+    if response.status_code >= 500 or not code.isidentifier():
+        # A load balancer's HTML page, which the SDK quotes whole as the "error".
+        code = f"HTTP {response.status_code}"
     method = str(response.api_url or "").rstrip("/").rsplit("/", 1)[-1] or "a call"
     meaning = REFUSALS.get(code, "")
     if data.get("needed"):

@@ -75,6 +75,9 @@ class IngestSettings(BaseModel):
     #: Several daemons on one store: a connector's upstream is polled by the one holding its
     #: lease; another takes over this long after the holder died (at once after it stopped).
     lease_seconds: float = Field(default=60, ge=5, le=3600)
+    #: A connector that failed is retried after 2, 4, 8, ... seconds (with jitter), at most
+    #: this long apart: how soon an upstream that is back again is read.
+    retry_max_seconds: float = Field(default=300, ge=1, le=3600)
     #: Candidate languages for detection (ISO 639-1). Fewer candidates: faster and surer.
     languages: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES))
 

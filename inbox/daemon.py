@@ -44,7 +44,6 @@ from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)
 
-MAX_BACKOFF_SECONDS = 300.0
 #: Failed polls in a row after which a connector's lease is released for another daemon.
 RELEASE_AFTER_FAILURES = 3
 #: How long a stop waits for the connectors' threads to finish their batch.
@@ -373,7 +372,7 @@ class Daemon:
         except Exception as error:  # the store is away, the spool unreadable: retried
             lane.failures += 1
             lane.last_error = reason_of(error)
-            delay = _backoff(lane.failures)
+            delay = self._backoff(lane.failures)
             log.exception(
                 "connector_spool_failed",
                 connector=connector.name,
@@ -435,7 +434,7 @@ class Daemon:
             state.last_error = reason_of(error)
             if state.failures >= RELEASE_AFTER_FAILURES:
                 self._hand_over_lease(state)
-            delay = _backoff(state.failures)
+            delay = self._backoff(state.failures)
             log.exception(
                 "connector_failed",
                 connector=connector.name,
@@ -505,6 +504,9 @@ class Daemon:
         except Exception:  # the store is away: the leases run out by themselves
             log.warning("connector_leases_not_released", exc_info=True)
 
+    def _backoff(self, failures: int) -> float:
+        return _backoff(failures, self.settings.ingest.retry_max_seconds)
+
     def _batch_size(self) -> int:
         return self.settings.ingest.batch_size
 
@@ -516,9 +518,9 @@ def _failed(what: str, times: int, reason: str) -> str:
     return f"{what} failed {'once' if times == 1 else f'{times} times in a row'}: {reason}"
 
 
-def _backoff(failures: int) -> float:
+def _backoff(failures: int, cap: float) -> float:
     """Exponential, capped, with jitter: daemons that failed together do not retry together."""
-    return min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 10)) * random.uniform(0.5, 1.0)
+    return min(cap, 2.0 ** min(failures, 12)) * random.uniform(0.5, 1.0)
 
 
 def reason_of(error: BaseException) -> str:

@@ -75,15 +75,17 @@ class Call:
 class SlackError(Exception):
     """A refusal Slack answers as HTTP 200 ``{"ok": false, "error": code}``."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, answer: dict[str, Any] | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.answer = answer or {"ok": False, "error": code}
 
 
 @dataclass
 class _Failure:
     status: int
     retry_after: int
+    channel: str | None = None  # fails only calls about this channel (None: any call)
 
 
 @dataclass
@@ -235,6 +237,7 @@ class FakeSlack(LoopbackServer):
         self._fail_fraction: dict[str, _FractionFailure] = {}
         self._delay_next: dict[str, list[float]] = {}
         self._drop_next: dict[str, int] = {}
+        self._refusals: dict[str, dict[str, Any]] = {}
         #: limit_posts_per_channel: seconds between posts to a channel, how early a post may
         #: come, and each channel's next post time (time.monotonic).
         self._post_interval = 0.0
@@ -422,12 +425,20 @@ class FakeSlack(LoopbackServer):
             return [call for call in self.calls if call.method == method and call.error is None]
 
     def fail_next(
-        self, method: str, *, status: int = 429, retry_after: int = 1, count: int = 1
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int = 1,
+        count: int = 1,
+        channel: str | None = None,
     ) -> None:
-        """The next ``count`` calls to ``method`` ("*" for any) fail with ``status``."""
+        """The next ``count`` calls to ``method`` ("*" for any) fail with ``status``; with
+        ``channel``, only calls about that channel (history is read by the catch-up and by
+        the notifier's look before a retry, each in its own channel)."""
         with self._lock:
             self._fail_next.setdefault(method, []).extend(
-                _Failure(status, retry_after) for _ in range(count)
+                _Failure(status, retry_after, channel) for _ in range(count)
             )
 
     def fail_fraction(
@@ -457,6 +468,17 @@ class FakeSlack(LoopbackServer):
             self._post_interval = 1 / per_second if per_second > 0 else 0.0
             self._post_tolerance = (burst - 1) * self._post_interval
             self._next_post_at.clear()
+
+    def refuse(self, method: str, error: str | None, **fields: Any) -> None:
+        """Every call to ``method`` ("*" for any) is answered 200 ``{"ok": false, "error":
+        error, **fields}`` until ``refuse(method, None)``: a scope the app lacks
+        (``missing_scope`` with ``needed`` and ``provided``), a revoked token, an archived
+        channel, as Slack says each."""
+        with self._lock:
+            if error is None:
+                self._refusals.pop(method, None)
+            else:
+                self._refusals[method] = {"ok": False, "error": error, **fields}
 
     def delay_next(self, method: str, seconds: float, *, count: int = 1) -> None:
         """The next ``count`` calls to ``method`` answer ``seconds`` late, but take effect all
@@ -553,10 +575,13 @@ class FakeSlack(LoopbackServer):
                 )
                 return _failure_response(failure)
             try:
+                refused = self._refusals.get(method) or self._refusals.get("*")
+                if refused is not None:
+                    raise SlackError(refused["error"], refused)
                 answer = self._answer(method, args, token)
                 error = None
             except SlackError as refusal:
-                answer = {"ok": False, "error": refusal.code}
+                answer = refusal.answer
                 error = refusal.code
             dropped = self._drop_next.get(method, 0) > 0
             if dropped:
@@ -571,9 +596,9 @@ class FakeSlack(LoopbackServer):
 
     def _injected_failure(self, method: str, args: dict[str, Any]) -> _Failure | None:
         for key in (method, "*"):
-            queued = self._fail_next.get(key)
-            if queued:
-                return queued.pop(0)
+            for index, failure in enumerate(self._fail_next.get(key, [])):
+                if failure.channel in (None, args.get("channel")):
+                    return self._fail_next[key].pop(index)
         if method == "chat.postMessage" and self._post_interval > 0:
             channel = str(args.get("channel", ""))
             now = time.monotonic()

@@ -27,8 +27,9 @@ the way twilio-python 9 reads it, so code under test cannot lean on anything Twi
   authenticated request was redirected there (``media_redirect=False`` serves them directly).
 - ``webhook_params`` writes ``MediaUrlN`` on ``https://api.twilio.com``, as Twilio does: the code
   under test must route that host itself (``fake.local(url)`` does it for a test).
-- ``fail_next`` answers 429 or 5xx with Twilio's error JSON (and ``Retry-After``), records the
-  call and changes nothing.
+- ``fail_next`` answers 401, 403, 429 or 5xx with Twilio's error JSON (and ``Retry-After``),
+  records the call and changes nothing; ``latency`` makes every answer late; ``recover`` ends
+  both.
 - ``POST .../Messages.json`` sends a message: answered ``queued`` with ``date_sent`` null, then
   kept as ``sent`` (the fake delivers at once), so listings mix outbound with inbound as a real
   account's log does. Outbound ``MediaUrl`` values are checked for presence, never fetched.
@@ -54,6 +55,7 @@ import json
 import math
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -82,6 +84,8 @@ DEFAULT_NUMBER = "+15005550006"
 _MESSAGE_FILTERS: tuple[str, ...] = ("To", "From", "DateSent", "DateSent<", "DateSent>")
 
 _ERROR_MESSAGES = {
+    401: (20003, "Authenticate"),
+    403: (20403, "Forbidden"),
     429: (20429, "Too Many Requests"),
     500: (20500, "Internal Server Error"),
     503: (20503, "Service Unavailable"),
@@ -243,6 +247,8 @@ class FakeTwilio(LoopbackServer):
         self._cdn: dict[str, _Media] = {}
         self._arrivals = itertools.count(1)
         self._failures: list[_Failure] = []
+        #: Seconds every REST answer waits (a slow or overloaded API).
+        self.latency = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -282,6 +288,12 @@ class FakeTwilio(LoopbackServer):
     ) -> None:
         with self._lock:
             self._failures.append(_Failure(path_contains, status, retry_after, count))
+
+    def recover(self) -> None:
+        """The failures ``fail_next`` queued end, and answers are quick again."""
+        with self._lock:
+            self._failures.clear()
+            self.latency = 0.0
 
     def receive(
         self,
@@ -761,6 +773,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         authorization = self.headers.get("Authorization", "")
+        if self.twilio.latency > 0:
+            time.sleep(self.twilio.latency)
         answer = self.twilio.handle(method, self.path, authorization, body)
         self.send_response(answer.status)
         self.send_header("Twilio-Request-Id", _sid("RQ"))

@@ -27,8 +27,10 @@ class LoopbackServer:
         """Where the API starts, from `http://127.0.0.1:PORT`."""
         return origin
 
-    def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+    def start(self, port: int = 0) -> Self:
+        """Serve on ``port`` (0: a free one). A fake stopped and started again on its old port
+        is an API that went away and came back at the same address."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self.handler())
         self._server.daemon_threads = True
         self.url = self.api_url(f"http://127.0.0.1:{self._server.server_address[1]}")
         # A short poll interval: stop() waits for serve_forever to notice, once per test.
@@ -37,6 +39,10 @@ class LoopbackServer:
         )
         self._thread.start()
         return self
+
+    @property
+    def port(self) -> int:
+        return int(self.url.split(":")[2].split("/")[0])
 
     def stop(self) -> None:
         if self._server is not None:

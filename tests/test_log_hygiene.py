@@ -357,9 +357,9 @@ def _run(tmp_path: Path, level: str, started: list[subprocess.Popen[bytes]]) -> 
         slack.add_channel(CUSTOMERS, name="acme-support")
         slack.add_user("UANNA", name="anna", real_name="Anna Virtanen", email="anna@acme.example")
         slack.add_user("UAINO", name="aino", real_name="Aino Agent")
-        # The chat message's author is looked up while users.info answers 500 through
-        # slack_sdk's three retries: the slack connector fails once, then stores it.
-        slack.fail_next("users.info", status=500, count=4)
+        # The first catch-ups meet conversations.history answering 500 through slack_sdk's
+        # three retries: the slack connector fails (its spool is stored meanwhile).
+        slack.fail_next("conversations.history", status=500, count=4, channel=CUSTOMERS)
         slack.fail_next("chat.postMessage", status=500)  # and one ping is retried
         settings = {
             "database_url": url,
