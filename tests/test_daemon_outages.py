@@ -1,7 +1,9 @@
 """A running daemon while Twilio's or Slack's API is down, refused, rate limited, failing or
 slow: what their webhooks deliver is still stored within seconds, /healthz says that the
 catch-up fails and why, the single daemon keeps its lease, and once the API is back the
-catch-up fetches what only the API had.
+catch-up fetches what only the API had. And an IMAP server that drops the connection in the
+middle of a sync: the batches before the drop stay stored with their cursor, and the sync
+resumes after them.
 
 Each outage lasts until the daemon has failed OUTAGE_FAILURES catch-ups in a row: past the
 point where it would hand its lease over, and the number of retries that, at the default
@@ -19,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,12 +30,15 @@ import pytest
 from sqlalchemy import select
 
 from connectors.base import Connector
+from connectors.imap import ImapConfig, ImapConnector
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
 from inbox.models import ConnectorLease, Message
 from tests.conftest import Store
+from tests.cutting_proxy import CuttingProxy
+from tests.dovecot import PASSWORD, USER, Dovecot
 from tests.fake_slack import FakeSlack
 from tests.fake_twilio import TWILIO_API, FakeTwilio
 from tests.helpers import parsed
@@ -52,11 +58,13 @@ CUSTOMERS = "C0SHARED"
 class Running:
     """A daemon in a thread with one connector, its web server on a free loopback port."""
 
-    def __init__(self, store: Store, tmp_path: Path, connector: Connector) -> None:
+    def __init__(
+        self, store: Store, tmp_path: Path, connector: Connector, **ingest: object
+    ) -> None:
         settings = Settings(
             database_url=store.url,
             data_dir=tmp_path,
-            ingest={"workers": 0, "retry_max_seconds": 1},
+            ingest={"workers": 0, "retry_max_seconds": 1, **ingest},
             web={"listen": "127.0.0.1:0"},
         )
         self.daemon = Daemon(settings, [connector])
@@ -338,3 +346,74 @@ def test_slack_events_are_stored_while_the_api_fails_and_the_rest_is_caught_up_a
     with Running(store, tmp_path, connector) as running:
         assert_outage_handled(running, slack_outage(slack, kind), deliver, api_only)
     assert_lease_kept(log_lines)
+
+
+# -- IMAP ------------------------------------------------------------------------------------
+
+IMAP_PASSWORD_ENV = "INBOX_TEST_OUTAGE_IMAP_PASSWORD"
+IMAP_MAIL = 40
+IMAP_BATCH = 10
+#: About 4 KB a message: the drop falls inside the third batch's bodies.
+IMAP_CUT_AFTER_BYTES = 100_000
+
+
+def padded_mail(count: int) -> Iterator[bytes]:
+    """Mail of about 4 KB each, in the languages customers write in."""
+    lines = ["Hei, laskussa on virhe.", "Καλησπέρα σας.", "Здравствуйте!", "Tere, kus mu pakk on?"]
+    for number in range(count):
+        message = EmailMessage()
+        message["From"] = f"Customer {number} <c{number}@example.fi>"
+        message["To"] = "support@example.com"
+        message["Subject"] = f"Tilaus #{number}"
+        message["Message-ID"] = f"<cut-{number}@example.test>"
+        body = "\n".join(f"{lines[(number + i) % 4]} {i}" for i in range(160))
+        message.set_content(f"Order {number}\n{body}\n", charset="utf-8")
+        yield bytes(message)
+
+
+def test_imap_dropped_mid_sync_keeps_the_batches_before_and_resumes_after_them(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(IMAP_PASSWORD_ENV, PASSWORD)
+    with Dovecot() as dovecot, CuttingProxy(dovecot.host, dovecot.port) as proxy:
+        dovecot.deliver_many(padded_mail(IMAP_MAIL))
+        proxy.cut_after(IMAP_CUT_AFTER_BYTES)  # then the server stays away until up()
+        config = ImapConfig(
+            name="mail",
+            type="imap",
+            host=proxy.host,
+            port=proxy.port,
+            security="none",
+            username=USER,
+            password={"env": IMAP_PASSWORD_ENV},
+            idle=False,
+            poll_seconds=0.3,
+            timeout_seconds=5,
+        )
+        connector = ImapConnector(config)
+        with Running(store, tmp_path, connector, batch_size=IMAP_BATCH) as running:
+            # The drop, then a reconnect refused: two failed polls in a row.
+            health = running.wait_failures(2)
+            assert health["state"] == "degraded"
+            [failing] = health["failing"]
+            assert failing.startswith(f"poll failed {health['failures_in_a_row']} times")
+            stored = running.texts()
+            # Whole batches, each committed with its cursor; the one being read was not.
+            assert 0 < len(stored) < IMAP_MAIL
+            assert len(stored) % IMAP_BATCH == 0
+            [cursor] = running.daemon.pipeline.cursors("mail").values()
+            assert json.loads(cursor)["uid"] == len(stored)  # a new mailbox: UIDs 1, 2, ...
+
+            proxy.up()
+            wait_for(
+                lambda: len(running.texts()) == IMAP_MAIL,
+                "the rest of the mailbox",
+                state=lambda: len(running.texts()),
+            )
+            wait_for(lambda: running.health()["state"] == "ok", "health to be ok again")
+        totals = running.daemon.states[0].totals
+        # Resumed after the cursor: nothing before the drop was fetched again.
+        assert (totals.stored, totals.already_stored, totals.duplicates) == (IMAP_MAIL, 0, 0)
+        assert proxy.dropped >= 2
+        orders = sorted(int(text.split()[1]) for text in running.texts())
+        assert orders == list(range(IMAP_MAIL))
