@@ -40,3 +40,61 @@ def test_two_workers_creating_the_same_new_senders_end_with_one_contact_each(sto
         assert session.scalar(select(func.count()).select_from(Identity)) == 3
         assert session.scalar(select(func.count()).select_from(Contact)) == 3
     assert outcome["aino_contact"] == aino_contact
+
+
+def _identities(store: Store) -> dict[tuple[str, str], tuple[int, str, str]]:
+    """(kind, address) -> (contact id, identity's display name, contact's name)."""
+    with store.readers() as session:
+        return {
+            (i.kind, i.address): (i.contact_id, i.display_name, i.contact.name)
+            for i in session.scalars(select(Identity))
+        }
+
+
+def _resolve(
+    store: Store, kind: str, names: dict[str, str], emails: dict[str, str] | None = None
+) -> None:
+    with store.writers() as session, session.begin():
+        links = {(kind, address): email for address, email in (emails or {}).items()}
+        IdentityResolver(session).resolve_many(kind, names, also_email=links)
+
+
+@BACKENDS
+def test_a_slack_sender_first_stored_without_a_profile_gets_its_name_and_email_later(
+    store: Store,
+) -> None:
+    # A Slack event stored while users.info was unreachable knows only the user id.
+    _resolve(store, "slack", {"UANNA": "UANNA"})
+    [(contact, display, name)] = _identities(store).values()
+    assert display == name == "UANNA"
+    _resolve(store, "slack", {"UANNA": "Anna Virtanen"}, {"UANNA": "anna@esimerkki.fi"})
+    identities = _identities(store)
+    assert identities[("slack", "UANNA")] == (contact, "Anna Virtanen", "Anna Virtanen")
+    assert identities[("email", "anna@esimerkki.fi")][0] == contact
+    # Her next email lands with the same contact, not a new one.
+    _resolve(store, "email", {"anna@esimerkki.fi": "Anna Virtanen"})
+    with store.readers() as session:
+        assert session.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+@BACKENDS
+def test_a_known_name_is_never_overwritten_by_a_later_message(store: Store) -> None:
+    _resolve(store, "email", {"mart@naide.ee": "Mart Tamm"})
+    _resolve(store, "email", {"mart@naide.ee": "M. Tamm (work)"})
+    _resolve(store, "email", {"mart@naide.ee": ""})
+    [(_, display, name)] = _identities(store).values()
+    assert display == name == "Mart Tamm"
+
+
+@BACKENDS
+def test_an_email_another_contact_writes_from_stays_theirs(store: Store) -> None:
+    _resolve(store, "email", {"shared@naide.ee": "Front desk"})
+    _resolve(store, "slack", {"UMART": "UMART"})
+    # Mart's Slack profile names an address that another contact already writes from.
+    _resolve(store, "slack", {"UMART": "Mart Tamm"}, {"UMART": "shared@naide.ee"})
+    identities = _identities(store)
+    desk, mart = identities[("email", "shared@naide.ee")], identities[("slack", "UMART")]
+    assert desk[0] != mart[0]
+    assert desk[1:] == ("Front desk", "Front desk")
+    assert mart[1:] == ("Mart Tamm", "Mart Tamm")
+    assert len(identities) == 2
