@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from inbox.normalize.addresses import parse_addresses
 from inbox.normalize.auto_flags import auto_flags
 from inbox.normalize.charset import decode_bytes
+from inbox.normalize.header_block import mend_header_block
 from inbox.normalize.headers import RawHeaders, decode_value, message_ids
 from inbox.normalize.html_text import html_to_text, split_html_reply
 from inbox.normalize.language import detect_language
@@ -103,6 +104,9 @@ def _normalize(
             f"message of {len(raw)} bytes: the first {max_parse_bytes} were parsed; "
             "the rest (late attachments) is only in the raw bytes"
         )
+    parsed_bytes, mended = mend_header_block(parsed_bytes)
+    if mended:
+        errors.append(mended)
     try:
         message = message_from_bytes(parsed_bytes, policy=compat32)
     except RecursionError:
@@ -230,7 +234,7 @@ def _headers_and_text(
 ) -> NormalizedMessage:
     """When the MIME structure defeats the parser: headers, and the body read as plain text."""
     try:
-        message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        message = BytesHeaderParser(policy=compat32).parsebytes(mend_header_block(raw)[0])
     except Exception:
         message = Message()
     text = decode_bytes(_raw_body(raw)[: max_text_chars * 4], None).text[:max_text_chars]
