@@ -15,18 +15,17 @@ import re
 #: What the standard parser takes for a header line (email.feedparser's headerRE): a name and
 #: a colon, a continuation, or an mbox "From " line.
 _HEADER_LINE = re.compile(rb"(?:From |[\x21-\x39\x3b-\x7e]*:|[\t ])")
-#: A line the parser cannot take for a header, anywhere in a block: the fast test.
-_FOREIGN_LINE = re.compile(rb"^(?!From |[\x21-\x39\x3b-\x7e]*:|[\t ]|\r?$)", re.MULTILINE)
+#: A line after the first that the parser cannot take for a header: the fast test (a search
+#: for a newline is three times quicker than one for a line start).
+_FOREIGN_LINE = re.compile(rb"\n(?!From |[\x21-\x39\x3b-\x7e]*:|[\t ]|\r?$)")
 #: A run of foreign lines followed by the blank line is joined only if each is one token
 #: (an encoded value); text with spaces there is a body whose separator is missing.
 _TOKEN = re.compile(rb"[^\s:]+\r?")
-_BLANK = re.compile(rb"\r?\n\r?\n")
 
 
 def mend_header_block(raw: bytes) -> tuple[bytes, str]:
     """The bytes to parse, and what was mended ("" when nothing was)."""
-    blank = _BLANK.search(raw)
-    end = blank.start() if blank else len(raw)
+    end = _end_of_block(raw)
     if _FOREIGN_LINE.search(raw, 0, end) is None:
         return raw, ""  # nearly all mail
     lines = raw[:end].split(b"\n")
@@ -54,6 +53,14 @@ def mend_header_block(raw: bytes) -> tuple[bytes, str]:
     names = ", ".join(dict.fromkeys(joined_to))
     problem = f"header block: lines without leading whitespace read as continuing {names}"
     return b"\n".join(mended + lines[index:]) + raw[end:], problem[:300]
+
+
+def _end_of_block(raw: bytes) -> int:
+    """Where the line before the first blank line ends (its CR, if any, stays with it)."""
+    crlf = raw.find(b"\n\r\n")
+    limit = len(raw) if crlf == -1 else crlf
+    lf = raw.find(b"\n\n", 0, limit)  # bounded: a CRLF message is not scanned to its end
+    return lf if lf != -1 else limit
 
 
 def _is_header_line(line: bytes) -> bool:
