@@ -15,6 +15,8 @@ from functools import lru_cache
 
 from charset_normalizer import from_bytes
 
+from inbox.normalize.iso2022jp import decode_cp5022x
+
 #: Labels seen in real mail that Python does not know, or knows as something narrower than
 #: what senders mean (WHATWG Encoding Standard, and mail clients' habits).
 ALIASES = {
@@ -202,13 +204,15 @@ def _by_letter_case(data: bytes) -> Decoded | None:
 
 
 def _iso2022_jp(data: bytes) -> Decoded | None:
-    """ISO-2022-JP is 7-bit: unlabelled, it passes for ASCII with escape codes in it."""
-    if b"\x1b$B" not in data and b"\x1b$@" not in data:
+    """ISO-2022-JP is 7-bit: unlabelled, it passes for ASCII with escape codes in it. With
+    Microsoft's extensions (①, ㈱, half-width katakana) Python's codec refuses it."""
+    if b"\x1b$" not in data and b"\x1b(I" not in data:
         return None
     try:
         return Decoded(data.decode("iso2022_jp_ext"), "iso2022_jp_ext")
     except UnicodeDecodeError:
-        return None
+        text = decode_cp5022x(data)
+    return None if text is None else Decoded(text, "cp50220")
 
 
 #: Letters from the upper half of Latin-1 and Latin Extended (ä, õ, š, ß, ...).
