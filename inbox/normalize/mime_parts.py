@@ -7,11 +7,12 @@ parts costs what a message of a few hundred does, and never recurses.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 
 from inbox.normalize.charset import decode_bytes
-from inbox.normalize.headers import decode_value
+from inbox.normalize.headers import decode_value, unescape_raw
 from inbox.normalize.types import NormalizedAttachment
 
 MAX_PARTS = 500
@@ -154,7 +155,24 @@ def _filename(part: Message) -> str:
     if isinstance(name, tuple):  # an RFC 2231 value get_param could not collapse
         charset, _language, value = name
         name = decode_bytes(value.encode("latin-1", "replace"), charset).text
+    elif "\ufffd" in name:  # raw 8-bit bytes, which compat32 turned into U+FFFD: read them
+        name = _raw_filename(part) or name
     return decode_value(name).replace("/", "_").replace("\\", "_")[:1000]
+
+
+#: A file name parameter, quoted or not, in a header value as written.
+_NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))')
+
+
+def _raw_filename(part: Message) -> str:
+    """The file name from the raw header (8-bit bytes kept as surrogate escapes), decoded the
+    way raw header bytes are: UTF-8 if valid, else the charset they plainly are."""
+    for header in ("content-disposition", "content-type"):
+        for key, value in part.raw_items():
+            found = _NAME_PARAM.search(value) if key.lower() == header else None
+            if found:
+                return unescape_raw(found.group(1) or found.group(2) or "")
+    return ""
 
 
 def _declared_charset(part: Message) -> str | None:
