@@ -9,6 +9,7 @@ what SMTP envelopes, DKIM and most logs carry.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.utils import getaddresses
 
 import idna
@@ -67,13 +68,15 @@ def split_addresses(values: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_addresses(values: list[str]) -> tuple[Address, ...]:
-    """Addresses from one or more header values; names decoded (RFC 2047), addresses
-    normalized. Parsing happens before decoding: a decoded name may contain commas."""
+def parse_addresses(values: list[str], hints: Sequence[str] = ()) -> tuple[Address, ...]:
+    """Addresses from one or more header values; names decoded (RFC 2047, raw 8-bit with the
+    message's charsets as `hints`), addresses normalized. Parsing happens before decoding: a
+    decoded name may contain commas."""
     if not values:
         return ()
     found = []
-    for raw_name, raw_address in split_addresses([unescape_raw(str(v)) for v in values if v]):
+    unescaped = [unescape_raw(str(v), hints) for v in values if v]
+    for raw_name, raw_address in split_addresses(unescaped):
         if not raw_address and not raw_name:
             continue
         address = decode_value(raw_address) if "=?" in raw_address else raw_address
@@ -81,6 +84,6 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
             address, raw_name = raw_name, ""
         if not address:
             continue
-        name = decode_value(raw_name).strip('"').strip()
+        name = decode_value(raw_name, hints).strip('"').strip()
         found.append(Address(address=normalize_address(address), name=name))
     return tuple(dict.fromkeys(found))

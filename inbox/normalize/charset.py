@@ -198,12 +198,18 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     if japanese is not None:
         return japanese
     try:
-        return Decoded(_decode_allowing_cut_tail(data, "utf-8"), "utf-8", problem)
+        utf8: str | None = _decode_allowing_cut_tail(data, "utf-8")
     except UnicodeDecodeError:
-        pass
+        utf8 = None
+    # Valid UTF-8 is almost never an accident, except for a single character: two bytes of
+    # GB2312 or Big5 are valid UTF-8 one time in eight. Then the message's own charsets decide.
+    if utf8 is not None and not (hints and _one_non_ascii(utf8)):
+        return Decoded(utf8, "utf-8", problem)
     hinted = _hinted(data, hints)
     if hinted is not None:
         return Decoded(hinted.text, hinted.charset, problem or hinted.problem)
+    if utf8 is not None:
+        return Decoded(utf8, "utf-8", problem)
     short = _detect_short(data) if len(data) <= SHORT_TEXT_BYTES else None
     if short is not None and not _too_few_to_leave_latin(data, short):
         return Decoded(short.text, short.charset, problem or "charset guessed")
@@ -218,6 +224,10 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     return Decoded(
         data.decode("utf-8", "replace"), "utf-8", problem or "undecodable bytes replaced"
     )
+
+
+def _one_non_ascii(text: str) -> bool:
+    return len(text.encode("ascii", "ignore")) == len(text) - 1
 
 
 def _hinted(data: bytes, hints: Sequence[str]) -> Decoded | None:
@@ -258,13 +268,18 @@ def _too_few_to_leave_latin(data: bytes, guess: Decoded) -> bool:
 
 def _decode_allowing_cut_tail(data: bytes, codec: str) -> str:
     """Strict decoding, except that a multi-byte character cut by a size cap at the very end
-    is dropped rather than failing the whole text."""
+    is dropped rather than failing the whole text. Only where the text before it already has
+    multi-byte characters: a lone 8-bit byte at the end of ASCII ("CAF\xc9" in cp1252, a
+    one-letter subject) is a Latin letter, not half of one."""
     try:
         return data.decode(codec)
     except UnicodeDecodeError as error:
         if error.start < len(data) - 8 or error.reason != "unexpected end of data":
             raise
-        return data[: error.start].decode(codec)
+        head = data[: error.start]
+        if head.isascii():
+            raise
+        return head.decode(codec)
 
 
 def _detect(data: bytes) -> Decoded | None:

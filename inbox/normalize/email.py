@@ -28,7 +28,7 @@ from inbox.normalize.header_block import mend_header_block
 from inbox.normalize.headers import RawHeaders, decode_value, message_ids
 from inbox.normalize.html_text import html_to_text, split_html_reply
 from inbox.normalize.language import detect_language
-from inbox.normalize.mime_parts import Body, walk_parts
+from inbox.normalize.mime_parts import Body, declared_charsets, walk_parts
 from inbox.normalize.reply_split import SplitText, split_reply
 from inbox.normalize.sanitize import clean_message
 from inbox.normalize.types import Address, NormalizedMessage
@@ -113,8 +113,9 @@ def _normalize(
         return _headers_and_text(
             raw, languages, max_text_chars, "MIME structure nested too deeply to parse"
         )
-    body = walk_parts(message, errors, max_text_chars)
-    return _build(raw, message, body, languages, errors)
+    hints = declared_charsets(message)
+    body = walk_parts(message, errors, max_text_chars, hints)
+    return _build(raw, message, body, languages, errors, hints)
 
 
 def _build(
@@ -123,10 +124,11 @@ def _build(
     body: Body,
     languages: Sequence[str],
     errors: list[str],
+    hints: Sequence[str],
 ) -> NormalizedMessage:
     headers = RawHeaders(message)
-    sender = _sender(headers)
-    subject = decode_value(headers.first("subject"))[:MAX_SUBJECT_CHARS]
+    sender = _sender(headers, hints)
+    subject = decode_value(headers.first("subject"), hints)[:MAX_SUBJECT_CHARS]
     message_id = next(iter(message_ids(headers.first("message-id"))), "")
     text = body.plain if body.plain.strip() else html_to_text(body.html)
     split = _split(text, body)
@@ -134,9 +136,9 @@ def _build(
     return NormalizedMessage(
         channel="email",
         sender=sender,
-        to=parse_addresses(headers.all("to")),
-        cc=parse_addresses(headers.all("cc")),
-        reply_to=parse_addresses(headers.all("reply-to")),
+        to=parse_addresses(headers.all("to"), hints),
+        cc=parse_addresses(headers.all("cc"), hints),
+        reply_to=parse_addresses(headers.all("reply-to"), hints),
         subject=subject,
         sent_at=_date(headers.first("date"), errors),
         message_id=message_id,
@@ -150,7 +152,7 @@ def _build(
         language=detect_language(split.new_text or text, languages),
         attachments=tuple(body.attachments),
         flags=auto_flags(message, headers, sender.address if sender else ""),
-        headers=_kept_headers(headers),
+        headers=_kept_headers(headers, hints),
         content_hash=content_hash(
             raw, message_id, [headers.first(h) or "" for h in ("from", "date", "subject")]
         ),
@@ -167,12 +169,12 @@ def _split(text: str, body: Body) -> SplitText:
     return SplitText(split.new_text, quoted_all, split.signature)
 
 
-def _sender(headers: RawHeaders) -> Address | None:
+def _sender(headers: RawHeaders, hints: Sequence[str]) -> Address | None:
     """The first real mailbox of From, else Sender, else Return-Path. An unquoted comma in a
     display name ("Procurement, BigCorp <p@x>") splits it into a bogus first entry."""
     fallback = None
     for header in ("from", "sender", "return-path"):
-        found = parse_addresses(headers.all(header))
+        found = parse_addresses(headers.all(header), hints)
         for candidate in found:
             if "@" in candidate.address:
                 return candidate
@@ -196,14 +198,14 @@ def _date(value: object, errors: list[str]) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _kept_headers(headers: RawHeaders) -> tuple[tuple[str, str], ...]:
+def _kept_headers(headers: RawHeaders, hints: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """The first value of each header a rule may test (`headers: {x-priority: ...}`)."""
     kept = []
     for name in headers.names():
         if name in DROPPED_HEADERS or name.startswith("x-ms-exchange-"):
             continue
         value = headers.first(name) or ""
-        kept.append((name[:100], decode_value(value)[:MAX_HEADER_CHARS]))
+        kept.append((name[:100], decode_value(value, hints)[:MAX_HEADER_CHARS]))
         if len(kept) == MAX_KEPT_HEADERS:
             break
     return tuple(kept)
@@ -240,7 +242,7 @@ def _headers_and_text(
     text = decode_bytes(_raw_body(raw)[: max_text_chars * 4], None).text[:max_text_chars]
     body = Body(plain=text)
     try:
-        return _build(raw, message, body, languages, [problem])
+        return _build(raw, message, body, languages, [problem], declared_charsets(message))
     except Exception as error:
         return NormalizedMessage(
             channel="email",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -28,7 +29,10 @@ class Body:
     attachments: list[NormalizedAttachment] = field(default_factory=list)
 
 
-def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body:
+def walk_parts(
+    message: Message, errors: list[str], max_text_chars: int, hints: Sequence[str] = ()
+) -> Body:
+    """`hints`: the message's declared charsets, for raw 8-bit file names."""
     body = Body()
     plain_parts: list[str] = []
     stack: list[tuple[Message, int]] = [(message, 0)]
@@ -41,7 +45,7 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
             break
         payload = part.get_payload()
         if not isinstance(payload, list):
-            _add_leaf(body, plain_parts, part, errors, max_text_chars)
+            _add_leaf(body, plain_parts, part, errors, max_text_chars, hints)
             continue
         content_type = part.get_content_type()
         if content_type in _STATUS_TYPES:
@@ -52,7 +56,7 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
             errors.append(f"MIME parts nested deeper than {MAX_DEPTH}; the rest kept raw only")
             continue
         if content_type == "message/rfc822":
-            _add_forwarded(body, part, errors)
+            _add_forwarded(body, part, errors, hints)
             continue
         children = [p for p in payload if isinstance(p, Message)]
         stack.extend((child, depth + 1) for child in reversed(children))
@@ -65,11 +69,16 @@ def walk_parts(message: Message, errors: list[str], max_text_chars: int) -> Body
 
 
 def _add_leaf(
-    body: Body, plain_parts: list[str], part: Message, errors: list[str], max_text_chars: int
+    body: Body,
+    plain_parts: list[str],
+    part: Message,
+    errors: list[str],
+    max_text_chars: int,
+    hints: Sequence[str],
 ) -> None:
     content_type = part.get_content_type()
     disposition = part.get_content_disposition()
-    filename = _filename(part) if _may_have_filename(part) else ""
+    filename = _filename(part, hints) if _may_have_filename(part) else ""
     if content_type.startswith("multipart/"):
         # Its boundary never appears (the parser noted a defect): what is there is the body.
         content_type = "text/html" if _looks_like_html(part) else "text/plain"
@@ -116,7 +125,7 @@ def _looks_like_html(part: Message) -> bool:
     return data.lstrip()[:200].lower().startswith((b"<html", b"<!doctype", b"<div", b"<p"))
 
 
-def _add_forwarded(body: Body, part: Message, errors: list[str]) -> None:
+def _add_forwarded(body: Body, part: Message, errors: list[str], hints: Sequence[str]) -> None:
     """A forwarded message stays whole, as an .eml attachment the agent can open."""
     inner = part.get_payload(0)
     try:
@@ -127,7 +136,7 @@ def _add_forwarded(body: Body, part: Message, errors: list[str]) -> None:
     subject = decode_value(inner.get("Subject")) if isinstance(inner, Message) else ""
     body.attachments.append(
         NormalizedAttachment(
-            filename=_filename(part) or f"{subject[:60] or 'forwarded'}.eml",
+            filename=_filename(part, hints) or f"{subject[:60] or 'forwarded'}.eml",
             content_type="message/rfc822",
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
@@ -145,7 +154,7 @@ def _may_have_filename(part: Message) -> bool:
     return False
 
 
-def _filename(part: Message) -> str:
+def _filename(part: Message, hints: Sequence[str]) -> str:
     """RFC 2231 (`filename*=utf-8''...`, continuations) is handled by get_filename; Outlook and
     Gmail also send RFC 2047 encoded words inside a quoted filename, which it leaves as is."""
     try:
@@ -156,23 +165,39 @@ def _filename(part: Message) -> str:
         charset, _language, value = name
         name = decode_bytes(value.encode("latin-1", "replace"), charset).text
     elif "\ufffd" in name:  # raw 8-bit bytes, which compat32 turned into U+FFFD: read them
-        name = _raw_filename(part) or name
-    return decode_value(name).replace("/", "_").replace("\\", "_")[:1000]
+        name = _raw_filename(part, hints) or name
+    return decode_value(name, hints).replace("/", "_").replace("\\", "_")[:1000]
 
 
 #: A file name parameter, quoted or not, in a header value as written.
 _NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))')
 
 
-def _raw_filename(part: Message) -> str:
+def _raw_filename(part: Message, hints: Sequence[str]) -> str:
     """The file name from the raw header (8-bit bytes kept as surrogate escapes), decoded the
     way raw header bytes are: UTF-8 if valid, else the charset they plainly are."""
     for header in ("content-disposition", "content-type"):
         for key, value in part.raw_items():
             found = _NAME_PARAM.search(value) if key.lower() == header else None
             if found:
-                return unescape_raw(found.group(1) or found.group(2) or "")
+                return unescape_raw(found.group(1) or found.group(2) or "", hints)
     return ""
+
+
+def declared_charsets(message: Message, limit: int = 50) -> tuple[str, ...]:
+    """The charsets the message's parts declare, first part first: a raw 8-bit Subject or
+    file name is nearly always in one of them."""
+    found: list[str] = []
+    stack = [message]
+    while stack and limit:
+        part = stack.pop()
+        limit -= 1
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(p for p in reversed(payload) if isinstance(p, Message))
+        elif charset := _declared_charset(part):
+            found.append(charset)
+    return tuple(dict.fromkeys(found))
 
 
 def _declared_charset(part: Message) -> str | None:
