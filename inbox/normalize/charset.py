@@ -73,8 +73,9 @@ ALIASES = {
     "x-user-defined": "windows-1252",
 }
 
-#: Charsets whose text is all ASCII bytes: such bytes are not ASCII text under these labels.
-_SEVEN_BIT = {"utf-7", "hz"}
+#: Charsets under which ASCII bytes are not ASCII text: 7-bit ones, and UTF-16/32.
+_NOT_ASCII_COMPATIBLE = {"utf-7", "hz", "utf-16", "utf-16-le", "utf-16-be", "utf-32"}
+_NOT_ASCII_COMPATIBLE |= {"utf-32-le", "utf-32-be"}
 
 #: Single-byte Latin charsets under which text in another script turns into plausible-looking
 #: accented letters ("Ïðèâåò" for "Привет"): those labels are checked before being believed.
@@ -176,8 +177,11 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     if not data:
         return Decoded("", declared or "")
     codec = codec_for(declared)
-    if data.isascii() and b"\x1b" not in data and codec not in _SEVEN_BIT:
+    if data.isascii() and b"\x1b" not in data and codec not in _NOT_ASCII_COMPATIBLE:
         return Decoded(data.decode("ascii"), "ascii")
+    relabelled = _utf8_despite_label(data, codec) if codec is not None else None
+    if relabelled is not None:
+        return Decoded(relabelled, "utf-8", f"labelled {declared!r}, but the text is UTF-8")
     if codec is not None:
         try:
             text = _decode_allowing_cut_tail(data, codec)
@@ -198,17 +202,17 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     if japanese is not None:
         return japanese
     try:
-        utf8: str | None = _decode_allowing_cut_tail(data, "utf-8")
+        utf8 = _decode_allowing_cut_tail(data, "utf-8")
     except UnicodeDecodeError:
-        utf8 = None
+        utf8 = ""
     # Valid UTF-8 is almost never an accident, except for a single character: two bytes of
     # GB2312 or Big5 are valid UTF-8 one time in eight. Then the message's own charsets decide.
-    if utf8 is not None and not (hints and _one_non_ascii(utf8)):
+    if utf8 and not (hints and _one_non_ascii(utf8)):
         return Decoded(utf8, "utf-8", problem)
     hinted = _hinted(data, hints)
     if hinted is not None:
         return Decoded(hinted.text, hinted.charset, problem or hinted.problem)
-    if utf8 is not None:
+    if utf8:
         return Decoded(utf8, "utf-8", problem)
     short = _detect_short(data) if len(data) <= SHORT_TEXT_BYTES else None
     if short is not None and not _too_few_to_leave_latin(data, short):
@@ -224,6 +228,30 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     return Decoded(
         data.decode("utf-8", "replace"), "utf-8", problem or "undecodable bytes replaced"
     )
+
+
+def _utf8_despite_label(data: bytes, codec: str) -> str | None:
+    """Valid UTF-8 under another label: the label is wrong (a form or a gateway declared
+    us-ascii or latin-1 and sent UTF-8). Real text in a single-byte charset is practically
+    never valid UTF-8: an accented letter would have to be followed each time by one of
+    the symbols that UTF-8 continues with. Under a multi-byte label one character could be
+    chance, so two are asked for there."""
+    if codec == "utf-8" or codec in _NOT_ASCII_COMPATIBLE or codec.startswith("iso2022"):
+        return None
+    try:
+        text = _decode_allowing_cut_tail(data, "utf-8")
+    except UnicodeDecodeError:
+        return None
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return text if non_ascii >= (1 if _single_byte(codec) else 2) else None
+
+
+@lru_cache(maxsize=64)
+def _single_byte(codec: str) -> bool:
+    try:
+        return len(bytes(range(128, 256)).decode(codec, "replace")) == 128
+    except LookupError:
+        return False
 
 
 def _one_non_ascii(text: str) -> bool:

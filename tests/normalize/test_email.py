@@ -229,3 +229,36 @@ def test_the_same_mail_through_two_deliveries_has_one_content_hash() -> None:
     other = normalize_email(body.replace(b"Same words.", b"Other words."))
     assert one.content_hash == two.content_hash
     assert one.content_hash != other.content_hash
+
+
+# --- labels that cannot be true ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain; charset=us-ascii",
+        "text/plain",
+        "text/plain; charset=iso-8859-1",
+        "text/plain; charset=windows-1252",
+    ],
+)
+def test_utf_8_under_a_label_that_cannot_be_true_reads_as_utf_8(content_type: str) -> None:
+    # A web form's gateway declared us-ascii (or nothing, or latin-1) and sent UTF-8: this
+    # came out as "Tere, mul on kÃ¼simus".
+    body = "Tere, mul on küsimus tellimuse kohta.".encode()
+    normalized = normalize_email(message("Subject: Question\r\n", body, content_type))
+    assert normalized.text.strip() == "Tere, mul on küsimus tellimuse kohta."
+
+
+def test_a_greek_q_encoded_word_keeps_its_escaped_first_letter() -> None:
+    # "=D3" is Σ: the old decoder split the word there and showed "= D3πασμένο".
+    subject = "Subject: =?iso-8859-7?q?=D3=F0=E1=F3=EC=DD=ED=EF_=F6=E5=F1=EC=EF=F5=DC=F1?=\r\n"
+    assert normalize_email(message(subject, b"Hi\r\n")).subject == "Σπασμένο φερμουάρ"
+
+
+def test_utf_8_russian_labelled_windows_1251_is_not_read_as_cp1251_mojibake() -> None:
+    body = "Здравствуйте, где мой заказ?".encode()
+    normalized = normalize_email(message("", body, "text/plain; charset=windows-1251"))
+    assert normalized.text.strip() == "Здравствуйте, где мой заказ?"
+    assert any("UTF-8" in error for error in normalized.errors)
