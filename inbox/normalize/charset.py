@@ -73,6 +73,24 @@ ALIASES = {
     "x-user-defined": "windows-1252",
 }
 
+_ASCII_LABELS = {"us-ascii", "ascii", "ansi_x3.4-1968", "us"}
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_ISO2022_JP_ESCAPES = re.compile(rb"\x1b\$[@B]|\x1b\(I")
+#: Latin charsets other than the Western ones, which chardet may pick over a Latin label.
+_OTHER_LATIN = {"cp1250", "iso8859-2", "cp1254", "iso8859-9", "cp1257", "iso8859-13", "cp1258"}
+#: What Central European and Turkish text looks like read as windows-1252 or Latin-1: þ ý ð
+#: (Turkish ş ı ğ), ¼ ¿ ³ ¹ ¥ Ÿ ª º ± ¶ æ ê ñ after a consonant (Polish ź ż ł ą ...).
+_FOREIGN_LATIN_TELLS = re.compile(
+    "[\u00fe\u00fd\u00f0\u00de\u00dd\u00d0\u00bc\u00bf\u00b3\u00b9\u00a5\u0178"
+    "\u00aa\u00ba\u00b1\u00b6\u0153\u009c\u008c]|[bcdfghjklmnprstwz][\u00e6\u00ea\u00f1\u00ca]"
+)
+
 #: Charsets under which ASCII bytes are not ASCII text: 7-bit ones, and UTF-16/32.
 _NOT_ASCII_COMPATIBLE = {"utf-7", "hz", "utf-16", "utf-16-le", "utf-16-be", "utf-32"}
 _NOT_ASCII_COMPATIBLE |= {"utf-32-le", "utf-32-be"}
@@ -108,16 +126,15 @@ NON_LATIN_CANDIDATES = [
 ]
 
 
-#: Up to this size, a text without a usable label is guessed by chardet: a subject, a name,
-#: a file name, a short note. Measured on 58 short texts in 13 languages and 23 charsets:
-#: chardet 56 right (the two misses: kanji-only EUC-JP names, which GB18030 and CP949 read
-#: as well), the charset-normalizer path before it 35 (it read CJK bytes as Cyrillic);
-#: 0.15 ms a text.
-SHORT_TEXT_BYTES = 1024
+#: A text without a usable label is guessed by chardet first (its first 4 KB), then by the
+#: Latin reading and charset-normalizer. Measured on 58 short texts (subjects, names, file
+#: names) in 13 languages and 23 charsets: chardet 56 right (the two misses: kanji-only
+#: EUC-JP names, which GB18030 and CP949 read as well), the charset-normalizer path alone 35
+#: (it read CJK bytes as Cyrillic); 0.15 ms a short text, 0.5 ms for 4 KB.
 _ASCII_BYTES = bytes(range(128))
-#: What chardet chooses among for short texts: the desk's scripts. Leaving out the DOS, Mac
-#: and Arabic sets matters: with them, "Äiti" came out as HP Roman-8 and short CJK as cp1256.
-SHORT_CANDIDATES = [
+#: What chardet chooses among: the desk's scripts. Leaving out the DOS, Mac and Arabic sets
+#: matters: with them, "Äiti" came out as HP Roman-8 and short CJK as cp1256.
+GUESS_CANDIDATES = [
     "utf-8",
     "cp1252",
     "iso8859-15",
@@ -177,27 +194,58 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     if not data:
         return Decoded("", declared or "")
     codec = codec_for(declared)
-    if data.isascii() and b"\x1b" not in data and codec not in _NOT_ASCII_COMPATIBLE:
+    if (
+        data.isascii()
+        and b"\x1b" not in data
+        and b"\x00" not in data
+        and codec not in _NOT_ASCII_COMPATIBLE
+    ):
         return Decoded(data.decode("ascii"), "ascii")
-    relabelled = _utf8_despite_label(data, codec) if codec is not None else None
+    marked = _by_byte_order_mark(data)
+    if marked is not None:
+        relabel = "" if codec and codec.startswith(marked.charset[:6]) else "its byte order mark"
+        return Decoded(marked.text, marked.charset, relabel and f"charset from {relabel}")
+    if _says_ascii(declared):
+        # Any 8-bit byte under us-ascii is a mislabel: the label tells nothing.
+        codec, problem = None, f"8-bit text labelled {declared!r}"
+    else:
+        problem = f"unknown charset {declared!r}" if declared and codec is None else ""
+    if codec is not None:
+        labelled = _as_labelled(data, codec, declared or "")
+        if labelled is not None:
+            return labelled
+        problem = f"text is not valid {declared}"
+    return _unlabelled(data, hints, problem)
+
+
+def _as_labelled(data: bytes, codec: str, declared: str) -> Decoded | None:
+    """The text under its label, unless the label cannot be true; None if it does not fit."""
+    relabelled = _utf8_despite_label(data, codec)
     if relabelled is not None:
         return Decoded(relabelled, "utf-8", f"labelled {declared!r}, but the text is UTF-8")
-    if codec is not None:
-        try:
-            text = _decode_allowing_cut_tail(data, codec)
-        except (UnicodeDecodeError, LookupError):
-            pass
-        else:
-            if codec not in _LATIN_FAMILY or _plausible_latin(text):
-                return Decoded(text, codec)
-            # A Latin label on text that is mostly accented capitals and symbols: mislabelled.
-            better = _detect(data)
-            if better is not None and better.charset != codec:
-                return Decoded(better.text, better.charset, f"charset {declared!r} was wrong")
-            return Decoded(text, codec)
-    problem = f"unknown charset {declared!r}" if declared and codec is None else ""
-    if declared and codec is not None:
-        problem = f"text is not valid {declared}"
+    if codec in _LATIN_FAMILY and _ISO2022_JP_ESCAPES.search(data):
+        japanese = _iso2022_jp(data)  # 7-bit Japanese under a Latin label
+        if japanese is not None:
+            return Decoded(japanese.text, japanese.charset, f"charset {declared!r} was wrong")
+    try:
+        text = _decode_allowing_cut_tail(data, codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    if codec not in _LATIN_FAMILY:
+        return Decoded(text, codec)
+    if _plausible_latin(text):
+        other = _another_latin(data, text, codec)
+        if other is not None:
+            return Decoded(other.text, other.charset, f"charset {declared!r} was wrong")
+        return Decoded(text, codec)
+    # A Latin label on text that is mostly accented capitals and symbols: mislabelled.
+    better = _detect(data)
+    if better is not None and better.charset != codec:
+        return Decoded(better.text, better.charset, f"charset {declared!r} was wrong")
+    return Decoded(text, codec)
+
+
+def _unlabelled(data: bytes, hints: Sequence[str], problem: str) -> Decoded:
     japanese = _iso2022_jp(data)
     if japanese is not None:
         return japanese
@@ -214,9 +262,9 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
         return Decoded(hinted.text, hinted.charset, problem or hinted.problem)
     if utf8:
         return Decoded(utf8, "utf-8", problem)
-    short = _detect_short(data) if len(data) <= SHORT_TEXT_BYTES else None
-    if short is not None and not _too_few_to_leave_latin(data, short):
-        return Decoded(short.text, short.charset, problem or "charset guessed")
+    guessed = _guess(data)
+    if guessed is not None and not _too_few_to_leave_latin(data, guessed):
+        return Decoded(guessed.text, guessed.charset, problem or "charset guessed")
     # Unlabelled 8-bit mail from our customers is most often Western European (Finnish,
     # Swedish, German, Estonian all fit windows-1252). Believe it when the text reads as Latin.
     western = data.decode("cp1252", "replace")
@@ -230,12 +278,55 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
     )
 
 
+def _says_ascii(label: str | None) -> bool:
+    return bool(label) and label.strip().strip("\"'").lower() in _ASCII_LABELS  # type: ignore[union-attr]
+
+
+def _by_byte_order_mark(data: bytes) -> Decoded | None:
+    """A byte order mark says what the text is, whatever the label: UTF-16 mail labelled
+    latin-1 or nothing came out as "ÿþH\x00e\x00". Without one, UTF-16 of Latin, Cyrillic or
+    Greek text has the same small byte (the script's block) in every other byte, which no
+    8-bit text has."""
+    for mark, codec in _BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            return _decoded_strictly(data[len(mark) :], codec)
+    sample = data[:4096]
+    if len(sample) < 8 or len(data) % 2:
+        return None
+    for high_bytes, codec in ((sample[1::2], "utf-16-le"), (sample[0::2], "utf-16-be")):
+        # The high byte of Latin, Greek, Cyrillic, Hebrew or Arabic UTF-16 is one small value.
+        block = max(set(high_bytes[:512]), key=high_bytes.count)
+        if block < 0x07 and high_bytes.count(block) > 0.6 * len(high_bytes):
+            return _decoded_strictly(data, codec)
+    return None
+
+
+def _decoded_strictly(data: bytes, codec: str) -> Decoded | None:
+    try:
+        return Decoded(_decode_allowing_cut_tail(data, codec), codec)
+    except UnicodeDecodeError:
+        return None
+
+
+def _another_latin(data: bytes, text: str, codec: str) -> Decoded | None:
+    """Polish in ISO-8859-2 or Turkish in ISO-8859-9 labelled latin-1 reads as plausible Latin
+    with the wrong letters ("siê ju¿", "Sipariþim"). Such readings have letters Western
+    European text does not; only then is chardet asked (it costs 0.3 ms, and most Latin mail
+    is Western), and its guess taken if it is another Latin charset that reads otherwise."""
+    if not _FOREIGN_LATIN_TELLS.search(text, 0, 4000):
+        return None
+    guessed = _guess(data)
+    if guessed is None or guessed.charset == codec or guessed.charset not in _OTHER_LATIN:
+        return None
+    return None if guessed.text == text else guessed
+
+
 def _utf8_despite_label(data: bytes, codec: str) -> str | None:
     """Valid UTF-8 under another label: the label is wrong (a form or a gateway declared
     us-ascii or latin-1 and sent UTF-8). Real text in a single-byte charset is practically
     never valid UTF-8: an accented letter would have to be followed each time by one of
-    the symbols that UTF-8 continues with. Under a multi-byte label one character could be
-    chance, so two are asked for there."""
+    the symbols that UTF-8 continues with. Under a multi-byte label a character or two can
+    be chance (one GB2312 pair in nine is valid UTF-8), so four are asked for there."""
     if codec == "utf-8" or codec in _NOT_ASCII_COMPATIBLE or codec.startswith("iso2022"):
         return None
     try:
@@ -243,7 +334,7 @@ def _utf8_despite_label(data: bytes, codec: str) -> str | None:
     except UnicodeDecodeError:
         return None
     non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-    return text if non_ascii >= (1 if _single_byte(codec) else 2) else None
+    return text if non_ascii >= (1 if _single_byte(codec) else 4) else None
 
 
 @lru_cache(maxsize=64)
@@ -272,15 +363,16 @@ def _hinted(data: bytes, hints: Sequence[str]) -> Decoded | None:
     return None
 
 
-def _detect_short(data: bytes) -> Decoded | None:
-    """chardet's models read short texts that charset-normalizer cannot judge. It is shown
-    the 8-bit words only: beside an ASCII address, "山田太郎" in Shift_JIS read as cp1252."""
-    words = b" ".join(word for word in data.split() if not word.isascii())
-    guess = chardet.detect(words, include_encodings=SHORT_CANDIDATES)["encoding"]
+def _guess(data: bytes) -> Decoded | None:
+    """chardet, among the desk's scripts, on the 8-bit words of the first 4 KB: it reads
+    short texts that charset-normalizer cannot judge. Shown the 8-bit words only: beside an
+    ASCII address, "山田太郎" in Shift_JIS read as cp1252."""
+    words = b" ".join(word for word in data[:4096].split() if not word.isascii())
+    guess = chardet.detect(words, include_encodings=GUESS_CANDIDATES)["encoding"]
     if not guess:
         return None
     try:
-        return Decoded(data.decode(guess), codecs.lookup(guess).name)
+        return Decoded(_decode_allowing_cut_tail(data, guess), codecs.lookup(guess).name)
     except (UnicodeDecodeError, LookupError):
         return None
 
@@ -288,8 +380,8 @@ def _detect_short(data: bytes) -> Decoded | None:
 def _too_few_to_leave_latin(data: bytes, guess: Decoded) -> bool:
     """One or two 8-bit bytes are one or two letters: too few for a model to leave the Latin
     scripts on ("Öö" is likelier from our customers than "Жі"). Between Latin charsets its
-    guess stands: "Siparişim" is cp1254."""
-    if guess.charset in _LATIN_FAMILY or guess.charset in {"cp1254", "iso8859-9", "cp1258"}:
+    guess stands: "yanlış" is cp1254."""
+    if guess.charset in _LATIN_FAMILY or guess.charset in _OTHER_LATIN:
         return False
     return len(data.translate(None, _ASCII_BYTES)) <= 2
 
@@ -311,6 +403,11 @@ def _decode_allowing_cut_tail(data: bytes, codec: str) -> str:
 
 
 def _detect(data: bytes) -> Decoded | None:
+    """For text its Latin label cannot be true of: chardet, then charset-normalizer (CJK
+    bytes under a Latin label came out as Cyrillic with charset-normalizer alone)."""
+    guessed = _guess(data)
+    if guessed is not None and guessed.charset not in _LATIN_FAMILY:
+        return guessed
     # Cap the input so a 50 MB body costs what a 64 KB one does for the guess, then decode
     # the whole with the guess.
     best = from_bytes(data[:65536], cp_isolation=NON_LATIN_CANDIDATES).best()
