@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -132,6 +133,7 @@ NON_LATIN_CANDIDATES = [
 #: EUC-JP names, which GB18030 and CP949 read as well), the charset-normalizer path alone 35
 #: (it read CJK bytes as Cyrillic); 0.15 ms a short text, 0.5 ms for 4 KB.
 _ASCII_BYTES = bytes(range(128))
+_NOT_LOW_BYTES = bytes(range(0x07, 256))
 #: What chardet chooses among: the desk's scripts. Leaving out the DOS, Mac and Arabic sets
 #: matters: with them, "Äiti" came out as HP Roman-8 and short CJK as cp1256.
 GUESS_CANDIDATES = [
@@ -293,9 +295,11 @@ def _by_byte_order_mark(data: bytes) -> Decoded | None:
     sample = data[:4096]
     if len(sample) < 8 or len(data) % 2:
         return None
+    if len(sample.translate(None, _NOT_LOW_BYTES)) < 0.3 * len(sample):
+        return None  # 8-bit text has almost no bytes under 0x07: the quick way out
     for high_bytes, codec in ((sample[1::2], "utf-16-le"), (sample[0::2], "utf-16-be")):
         # The high byte of Latin, Greek, Cyrillic, Hebrew or Arabic UTF-16 is one small value.
-        block = max(set(high_bytes[:512]), key=high_bytes.count)
+        block = Counter(high_bytes[:512]).most_common(1)[0][0]
         if block < 0x07 and high_bytes.count(block) > 0.6 * len(high_bytes):
             return _decoded_strictly(data, codec)
     return None
