@@ -6,10 +6,12 @@ answers 200; the connector reads the spool like any other upstream, and moves an
 `done/` only after the batch holding it is committed. A crash anywhere between leaves the entry
 in `incoming/`, to be read again (the store is exactly-once on the external id).
 
-Entries are named by the upstream's own delivery id (Slack's event_id, Twilio's MessageSid),
-created with O_EXCL, so a retried or replayed delivery finds its name taken and stores nothing
-twice. `done/` keeps the names for `keep_done_seconds` so that a late retry of something
-already ingested is still recognised.
+Entries are named by the upstream's own delivery id (Slack's event_id, Twilio's MessageSid).
+An entry is written and fsynced in `tmp/` and only then linked into `incoming/` (as Maildir
+does): a connector reading `incoming/` meanwhile never finds a file half written, which it would
+have stored empty and moved to `done/`. The link fails on a taken name, so a retried or
+replayed delivery stores nothing twice. `done/` keeps the names for `keep_done_seconds` so
+that a late retry of something already ingested is still recognised.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +40,9 @@ class Spool:
     def __init__(self, directory: Path, *, keep_done_seconds: float = 3600) -> None:
         self.incoming = directory / "incoming"
         self.done_dir = directory / "done"
+        self.tmp = directory / "tmp"
         self.keep_done_seconds = keep_done_seconds
-        for path in (self.incoming, self.done_dir):
+        for path in (self.incoming, self.done_dir, self.tmp):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._last_prune = 0.0
 
@@ -51,21 +55,22 @@ class Spool:
     def put(self, key: str, body: bytes) -> bool:
         """Store `body` under `key`, durably; False if that key was already delivered."""
         name = self.safe_name(key)
-        if (self.done_dir / name).exists():
+        if (self.done_dir / name).exists() or (self.incoming / name).exists():
             return False
-        path = self.incoming / name
+        staged = self.tmp / f"{uuid.uuid4().hex}.{name[:100]}"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise
-        os.close(fd)
+            try:
+                os.write(fd, body)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(staged, self.incoming / name)
+            except FileExistsError:
+                return False  # the same delivery, retried while this one was being written
+        finally:
+            staged.unlink(missing_ok=True)
         _fsync_directory(self.incoming)
         return True
 
@@ -107,14 +112,18 @@ class Spool:
         if now - self._last_prune < 60:
             return
         self._last_prune = now
-        cutoff = now - self.keep_done_seconds
-        with os.scandir(self.done_dir) as scan:
-            for item in scan:
-                try:
-                    if item.stat().st_mtime < cutoff:
-                        os.unlink(item.path)
-                except FileNotFoundError:
-                    continue
+        # What a crash left in tmp/ was never answered 200: the sender retries it.
+        for directory, cutoff in (
+            (self.done_dir, now - self.keep_done_seconds),
+            (self.tmp, now - 3600),
+        ):
+            with os.scandir(directory) as scan:
+                for item in scan:
+                    try:
+                        if item.stat().st_mtime < cutoff:
+                            os.unlink(item.path)
+                    except FileNotFoundError:
+                        continue
 
 
 def spool_batches(
