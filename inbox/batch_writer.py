@@ -406,7 +406,7 @@ class BatchWriter:
             external_id=raw.external_id,
             direction="in",
             sender_identity_id=identity.id if identity else None,
-            from_address=sender.address[:320] if sender else "",
+            from_address=sender.shown[:320] if sender else "",
             from_name=sender.name[:300] if sender else "",
             to_addresses=[a.address for a in normalized.to],
             cc_addresses=[a.address for a in normalized.cc],

@@ -60,7 +60,7 @@ def facts_from_columns(
         now=now,
         channel=columns.get("channel") or "email",
         connector=columns.get("connector") or "",
-        from_address=columns.get("from_address") or "",
+        from_address=_matched_form(columns.get("from_address") or ""),
         from_name=columns.get("from_name") or "",
         to=tuple(columns.get("to_addresses") or ()),
         cc=tuple(columns.get("cc_addresses") or ()),
@@ -84,6 +84,12 @@ def facts_from_columns(
         contact_conversations=contact_conversations,
         contact_tags=contact_tags,
     )
+
+
+def _matched_form(address: str) -> str:
+    """The message keeps a mail address as the sender wrote it; rules see the form identities
+    match on, the same as on arrival (inbox.normalize.addresses: that, lowercased)."""
+    return address.lower() if "@" in address else address
 
 
 def stored_context(session: Session, conversation: Conversation) -> dict[str, Any]:

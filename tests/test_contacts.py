@@ -7,8 +7,9 @@ import threading
 from sqlalchemy import func, select
 
 from inbox.contacts import IdentityResolver
-from inbox.models import Contact, Identity
+from inbox.models import Contact, Identity, Message
 from tests.conftest import BACKENDS, Store
+from tests.helpers import count, ingest, mail, make_pipeline, raw
 
 
 @BACKENDS
@@ -98,3 +99,19 @@ def test_an_email_another_contact_writes_from_stays_theirs(store: Store) -> None
     assert desk[1:] == ("Front desk", "Front desk")
     assert mart[1:] == ("Mart Tamm", "Mart Tamm")
     assert len(identities) == 2
+
+
+@BACKENDS
+def test_an_address_written_with_other_capitals_is_the_same_contact_shown_as_written(
+    store: Store,
+) -> None:
+    pipeline = make_pipeline(store)
+    first = ingest(pipeline, raw(mail(sender="Taro <Taro.Yamada.@Docomo.NE.jp>")))
+    again = ingest(pipeline, raw(mail(sender="taro.yamada.@docomo.ne.jp", subject="Toinen")))
+    assert first.stored == again.stored == 1
+    assert count(store, Contact) == 1
+    with store.readers() as session:
+        shown = sorted(session.scalars(select(Message.from_address)))
+        identity = session.scalars(select(Identity)).one()
+    assert shown == ["Taro.Yamada.@docomo.ne.jp", "taro.yamada.@docomo.ne.jp"]
+    assert identity.address == "taro.yamada.@docomo.ne.jp"

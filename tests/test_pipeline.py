@@ -36,7 +36,7 @@ def test_a_message_becomes_a_conversation_with_contact_raw_bytes_event_and_curso
         stored = session.scalars(select(Message)).one()
         assert stored.text.startswith("Hei, teltan vetoketju")
         assert stored.subject == "Teltan vetoketju rikki"
-        assert stored.from_address == "aino.virtanen@example.fi"
+        assert stored.from_address == "Aino.Virtanen@example.fi"  # as written; the domain canonical
         identity = session.scalars(select(Identity)).one()
         assert (identity.kind, identity.address) == ("email", "aino.virtanen@example.fi")
         conversation = session.get(Conversation, stored.conversation_id)

@@ -1,8 +1,9 @@
 """Mail addresses to one canonical form, so one customer is one identity.
 
-Canonical: the whole address lowercased (providers treat local parts case-insensitively in
-practice, and customers type them every which way), the domain in ASCII (IDNA/punycode), so
-`ivan@пример.рф` and `ivan@xn--e1afmkfd.xn--p1ai` are the same identity. ASCII because that is
+Canonical, for matching: the whole address lowercased (providers treat local parts
+case-insensitively in practice, and customers type them every which way), the domain in ASCII
+(IDNA/punycode), so `ivan@пример.рф` and `ivan@xn--e1afmkfd.xn--p1ai` are the same identity.
+What people read keeps the local part as written (`Address.written`). ASCII because that is
 what SMTP envelopes, DKIM and most logs carry.
 """
 
@@ -19,11 +20,17 @@ from inbox.normalize.types import Address
 
 
 def normalize_address(address: str) -> str:
+    return as_written(address).lower()
+
+
+def as_written(address: str) -> str:
+    """The local part as written (quotes, dots, capitals: people read it so), the domain in
+    its canonical form. `normalize_address` is this lowercased."""
     address = address.strip().strip("<>").strip()
     if "@" not in address:
-        return address.lower()
+        return address
     local, _, domain = address.rpartition("@")
-    return f"{local.lower()}@{ascii_domain(domain)}"
+    return f"{local}@{ascii_domain(domain)}"
 
 
 def ascii_domain(domain: str) -> str:
@@ -85,5 +92,7 @@ def parse_addresses(values: list[str], hints: Sequence[str] = ()) -> tuple[Addre
         if not address:
             continue
         name = decode_value(raw_name, hints).strip('"').strip()
-        found.append(Address(address=normalize_address(address), name=name))
+        written = as_written(address)
+        key = written.lower()
+        found.append(Address(address=key, name=name, written="" if written == key else written))
     return tuple(dict.fromkeys(found))

@@ -38,9 +38,10 @@ def _clean_value(value: Any) -> Any:
         return value if cleaned == value else cleaned
     if isinstance(value, Address):
         address, name = clean_text(value.address), clean_text(value.name)
-        if (address, name) == (value.address, value.name):
+        written = clean_text(value.written)
+        if (address, name, written) == (value.address, value.name, value.written):
             return value
-        return Address(address, name)
+        return Address(address, name, written)
     if isinstance(value, NormalizedAttachment):
         filename, content_id = clean_text(value.filename), clean_text(value.content_id)
         content_type = clean_text(value.content_type)

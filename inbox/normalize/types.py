@@ -11,10 +11,18 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """A mailbox: display name plus address, already normalized (lowercase, IDNA domain)."""
+    """A mailbox: display name plus address, already normalized (lowercase, IDNA domain).
+
+    `address` is what matches a sender to one identity; `written` keeps the local part as the
+    sender wrote it (`"John.Doe."@docomo.ne.jp`) for what people read, where it differs."""
 
     address: str
     name: str = ""
+    written: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.written or self.address
 
 
 @dataclass(frozen=True, slots=True)

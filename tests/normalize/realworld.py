@@ -38,9 +38,9 @@ def mismatches(fixture: Fixture, normalized: NormalizedMessage) -> list[str]:
     if fixture.sender_name is not None and (sender is None or sender.name != fixture.sender_name):
         found.append(f"sender name {sender.name if sender else None!r}")
     if fixture.sender_address is not None and (
-        sender is None or sender.address != fixture.sender_address
+        sender is None or sender.shown != fixture.sender_address
     ):
-        found.append(f"sender address {sender.address if sender else None!r}")
+        found.append(f"sender address {sender.shown if sender else None!r}")
     found += [f"body lacks {text!r}" for text in fixture.body if text not in normalized.text]
     if "\ufffd" in normalized.text + normalized.subject:
         found.append("U+FFFD in the text")
@@ -373,17 +373,17 @@ DISPLAY: list[Fixture] = [
     Fixture(
         "display-names",
         "quoted-local-part",
-        mail([("From", 'Aino <"aino virtanen"@esimerkki.fi>')], "Hi"),
+        mail([("From", 'Aino <"Aino Virtanen"@Esimerkki.FI>')], "Hi"),
         sender_name="Aino",
-        sender_address='"aino virtanen"@esimerkki.fi',
+        sender_address='"Aino Virtanen"@esimerkki.fi',
     ),
     Fixture(
         "display-names",
         "trailing-dot-in-local-part",
         # Japanese carriers handed such addresses out for years; they must stay as written.
-        mail([("From", "Taro <taro.@Docomo.NE.jp>")], "Hi"),
+        mail([("From", "Taro <Taro.Yamada.@Docomo.NE.jp>")], "Hi"),
         sender_name="Taro",
-        sender_address="taro.@docomo.ne.jp",
+        sender_address="Taro.Yamada.@docomo.ne.jp",
     ),
 ]
 

@@ -73,6 +73,24 @@ def test_names_are_decoded_after_the_value_is_split() -> None:
     # The decoded name holds a comma: decoding first would split it into two mailboxes.
     found = parse_addresses(["=?utf-8?q?Tamm=2C_Jaan?= <Jaan@Example.ee>, anna@example.ee"])
     assert found == (
-        Address(address="jaan@example.ee", name="Tamm, Jaan"),
+        Address(address="jaan@example.ee", name="Tamm, Jaan", written="Jaan@example.ee"),
         Address(address="anna@example.ee", name=""),
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "matched"),
+    [
+        ("Taro <Taro.Yamada.@Docomo.NE.jp>", "Taro.Yamada.@docomo.ne.jp", "taro.yamada.@docomo.ne.jp"),  # noqa: E501
+        ('"Aino Virtanen"@Esimerkki.FI', '"Aino Virtanen"@esimerkki.fi', '"aino virtanen"@esimerkki.fi'),  # noqa: E501
+        ("<Ivan@Пример.РФ>", "Ivan@xn--e1afmkfd.xn--p1ai", "ivan@xn--e1afmkfd.xn--p1ai"),
+        ("jaan@example.ee", "jaan@example.ee", "jaan@example.ee"),
+    ],
+)  # fmt: skip
+def test_an_address_is_shown_as_written_and_matched_without_case(
+    value: str, shown: str, matched: str
+) -> None:
+    """A customer reads their own address back as they wrote it; one customer writing their
+    capitals differently is still one identity."""
+    (found,) = parse_addresses([value])
+    assert (found.shown, found.address) == (shown, matched)
