@@ -11,7 +11,8 @@ then in one run prints messages/s for:
   and into SQLite again with the example desk's rules (rules/examples/desk.yaml) applied,
 
 with the resident memory sampled as the pipeline goes (it must stay flat as N grows) and the
-peak. A benchmark, not a test: it prints figures and asserts nothing.
+peak. A benchmark, not a test: it prints figures, and checks only that each store holds every
+message afterwards (a fast run that lost mail measures nothing; it exits 1 then).
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from email import policy
 from pathlib import Path
 
 import _checkout  # noqa: F401  (first: see bench/_checkout.py)
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings, default_workers
 from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
+from inbox.models import Message
 from inbox.normalize.email import normalize_email
 from inbox.pipeline import Pipeline
 from rules import example_rules_path
@@ -59,13 +61,24 @@ def files(maildir: Path) -> Iterator[bytes]:
         yield path.read_bytes()
 
 
-def rate(label: str, n: int, work: Callable[[], None]) -> float:
+def rate(label: str, n: int, work: Callable[[], int | None]) -> float:
+    """Runs `work` and prints its rate; a pipeline run returns how many messages its store
+    holds afterwards, and a figure for a store that lost some is said to be worthless."""
     started = time.perf_counter()
-    work()
+    held = work()
     seconds = time.perf_counter() - started
     per_second = n / seconds
-    print(f"{label:<34} {per_second:>8,.0f} msg/s   ({seconds:6.2f} s)")
+    checked = ""
+    if held is not None:
+        checked = "   store holds all" if held == n else f"   STORE HOLDS {held:,} OF {n:,}"
+        if held != n:
+            MISSING.append(label)
+    print(f"{label:<34} {per_second:>8,.0f} msg/s   ({seconds:6.2f} s){checked}")
     return per_second
+
+
+#: The runs whose store did not hold every message: the benchmark exits 1 if any.
+MISSING: list[str] = []
 
 
 def parse_bare(maildir: Path) -> None:
@@ -85,7 +98,8 @@ def pipeline_into(
     samples: list[str],
     workers: int,
     rules: RulesInForce | None = None,
-) -> None:
+) -> int:
+    """The whole pipeline from the Maildir into a fresh store; the messages stored."""
     upgrade(url)
     engine = make_engine(url)
     settings = Settings(database_url=url, ingest={"workers": workers})
@@ -93,15 +107,20 @@ def pipeline_into(
         make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
     )
     connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
+    total = len(list((maildir / "new").iterdir()))
+    every = max(total // 5, 1)
     done = 0
-    next_sample = 2000
+    next_sample = every
     for batch, _result in pipeline.ingest_many(connector.fetch({}, batch_size)):
         done += len(batch.messages)
         if done >= next_sample:
             samples.append(f"{done}: {rss_mb():.0f} MB")
-            next_sample += 2000
+            next_sample += every
     pipeline.close()
+    with make_sessionmaker(engine)() as session:
+        held = session.scalar(select(func.count()).select_from(Message)) or 0
     engine.dispose()
+    return held
 
 
 def postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
@@ -187,6 +206,8 @@ def main() -> None:
         f"peak RSS: main process {peak_rss_mb():.0f} MB, "
         f"largest worker {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB"
     )
+    if MISSING:
+        raise SystemExit(f"a store did not hold every message: {', '.join(MISSING)}")
 
 
 if __name__ == "__main__":

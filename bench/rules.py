@@ -2,6 +2,7 @@
 
     python bench/rules.py [--rules 1000] [--messages 10000] [--seed 1]
                           [--naive-messages N] [--scaling | --no-scaling] [--scaling-messages 2000]
+                          [--scaling-sizes 10,100,1000,10000]
 
 Generates, with a fixed seed, N rules as a rules file (about 60% keyword sets, 25% regexes, 15%
 header, channel, language and sender-domain conditions; about 20% of them nested in
@@ -27,8 +28,8 @@ disagreement is put down to accent and case folding (the engine's keywords ignor
 does not) or to RE2's `\\b` (ASCII-only word boundary) when a naive loop that does the same
 agrees with the engine; any other is printed in full. Then, unless --no-scaling (or only that,
 with --scaling), a table of load and compile time and of messages/s and microseconds per
-message for 10, 100, 1,000 and 10,000 rules over the same messages, each size checked against
-a naive loop with the engine's semantics on its first messages.
+message for 10, 100, 1,000 and 10,000 rules (--scaling-sizes) over the same messages, each
+size checked against a naive loop with the engine's semantics on its first messages.
 
 If `CompiledRules` fails (RE2 refuses to compile a regex set larger than its memory budget),
 the error is printed and the size is measured again with the budget of the engine's RE2 sets
@@ -951,7 +952,7 @@ def scaling(
     )
     failures: list[str] = []
     first: float | None = None
-    for count in (10, 100, 1_000, 10_000):
+    for count in args.scaling_sizes:
         generated = generate_rules(vocabulary, count, args.seed)
         loaded = load_and_compile(generated.text, scratch, str(count))
         compiled = loaded.compiled
@@ -1016,6 +1017,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--scaling-messages", type=int, default=2_000, help="messages for the scaling table"
+    )
+    parser.add_argument(
+        "--scaling-sizes",
+        type=lambda text: [int(part.replace("_", "")) for part in text.split(",") if part],
+        default=[10, 100, 1_000, 10_000],
+        metavar="N,N,...",
+        help="rule counts of the scaling table (default 10,100,1000,10000)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--scaling", action="store_true", help="only the scaling table")

@@ -7,6 +7,7 @@ the same each time for the same code and input. Run:
 
     python bench/rules_instructions.py            # runs itself under valgrind, prints a table
     python bench/rules_instructions.py --annotate # also the functions that cost the most
+    python bench/rules_instructions.py --rules 20 --warm 30 --counted 10  # tiny: the tests
 
 It generates bench/rules.py's 1,000 rules and 1,300 of its messages, evaluates them all once
 (RE2 builds its DFA states and each regex's reverse program lazily, on the text that needs them),
@@ -48,28 +49,30 @@ def evaluate_all(compiled: CompiledRules, messages: Sequence[Facts]) -> int:
     return functools.reduce(add, messages, 0)
 
 
-def workload(rules: int) -> None:
+def workload(rules: int, warm: int, counted: int) -> None:
     from bench.rules import build_vocabulary, generate_messages, generate_rules, load_and_compile
 
     vocabulary = build_vocabulary()
-    messages = generate_messages(vocabulary, WARM + COUNTED, seed=1)
+    messages = generate_messages(vocabulary, warm + counted, seed=1)
     generated = generate_rules(vocabulary, rules, seed=1)
     with tempfile.TemporaryDirectory() as scratch:
         compiled = load_and_compile(generated.text, Path(scratch), "callgrind").compiled
     assert compiled is not None
     for facts in messages:
         compiled.evaluate(facts)
-    print(f"matched {evaluate_all(compiled, messages[WARM:])} rules in {COUNTED} messages")
+    print(f"matched {evaluate_all(compiled, messages[warm:])} rules in {counted} messages")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=1_000)
+    parser.add_argument("--warm", type=int, default=WARM, help="messages evaluated, not counted")
+    parser.add_argument("--counted", type=int, default=COUNTED, help="messages counted")
     parser.add_argument("--annotate", action="store_true", help="print the costliest functions")
     parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.workload:
-        workload(args.rules)
+        workload(args.rules, args.warm, args.counted)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -84,6 +87,8 @@ def main() -> None:
             __file__,
             "--workload",
             f"--rules={args.rules}",
+            f"--warm={args.warm}",
+            f"--counted={args.counted}",
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         run = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -100,7 +105,7 @@ def main() -> None:
     if total is None:
         raise SystemExit("callgrind counted nothing: the toggle did not find functools_reduce")
     instructions = int(total.group(1).replace(",", ""))
-    print(f"{args.rules:,} rules: {instructions / COUNTED:,.0f} instructions a message")
+    print(f"{args.rules:,} rules: {instructions / args.counted:,.0f} instructions a message")
     if args.annotate:
         print("\n".join(annotated.splitlines()[:60]))
 

@@ -60,6 +60,23 @@ Fence = Callable[[Session, str], None]
 LOGGED_CONVERSATIONS = 1000
 
 
+@dataclass(slots=True)
+class StageSeconds:
+    """Where the main process's time went, summed over every batch since the pipeline was made.
+
+    Read by bench/imap.py to say what a sync waits on; kept here, not in a subclass of the
+    benchmark's, so that the figures follow the pipeline as it changes. Connectors that ingest
+    from several threads at once may lose an addition now and then: figures, not accounts.
+    """
+
+    #: Finding what is new, then normalizing here or handing the batch to a worker.
+    preparing: float = 0.0
+    #: Waiting for a worker's normalized batch.
+    waiting: float = 0.0
+    #: The batch's transaction: threading, contacts, rules, the commit.
+    storing: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A batch whose normalizing is under way (in a worker) or done."""
@@ -95,11 +112,14 @@ class Pipeline:
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._warming: list[Future[None]] = []
+        self.stage_seconds = StageSeconds()
 
     def ingest(self, batch: Batch) -> BatchResult:
         """Normalize and store one batch, in this process."""
-        fresh = self._fresh(batch)
-        return self._store(batch, prepare_all(fresh, self.languages), time.perf_counter())
+        started = time.perf_counter()
+        prepared = prepare_all(self._fresh(batch), self.languages)
+        self.stage_seconds.preparing += time.perf_counter() - started
+        return self._store(batch, prepared, started)
 
     def ingest_many(
         self, batches: Iterable[Batch], *, fence: Fence | None = None
@@ -151,6 +171,13 @@ class Pipeline:
             self._pool = None
 
     def _submit(self, batch: Batch, *, overlap: bool) -> _Pending:
+        began = time.perf_counter()
+        try:
+            return self._hand_over(batch, overlap=overlap)
+        finally:
+            self.stage_seconds.preparing += time.perf_counter() - began
+
+    def _hand_over(self, batch: Batch, *, overlap: bool) -> _Pending:
         fresh = self._fresh(batch)
         started = time.perf_counter()
         pool = self._worker_pool() if overlap else None
@@ -166,11 +193,13 @@ class Pipeline:
         return _Pending(batch, fresh, done, started)
 
     def _finish(self, pending: _Pending, fence: Fence | None = None) -> BatchResult:
+        began = time.perf_counter()
         try:
             results = pending.future.result()
         except BrokenExecutor as error:
             self._pool_failed(error)
             results = outcomes(pending.fresh, self.languages)
+        self.stage_seconds.waiting += time.perf_counter() - began
         return self._store(pending.batch, join(pending.fresh, results), pending.started, fence)
 
     def _worker_pool(self) -> ProcessPoolExecutor | None:
@@ -212,8 +241,15 @@ class Pipeline:
         # Every line logged while the batch is written names its connector, the rules'
         # decisions (conversation_assigned, ...) included: the rules know conversations, not
         # where a message came from, and an operator reading journald wants both.
-        with self._write_lock, structlog.contextvars.bound_contextvars(connector=batch.connector):
-            return self._store_now(batch, prepared, started, fence)
+        began = time.perf_counter()
+        try:
+            with (
+                self._write_lock,
+                structlog.contextvars.bound_contextvars(connector=batch.connector),
+            ):
+                return self._store_now(batch, prepared, started, fence)
+        finally:
+            self.stage_seconds.storing += time.perf_counter() - began
 
     def _store_now(
         self, batch: Batch, prepared: list[Prepared], started: float, fence: Fence | None
