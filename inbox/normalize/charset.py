@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ _BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_MARKS = tuple(mark for mark, _ in _BYTE_ORDER_MARKS)
 _ISO2022_JP_ESCAPES = re.compile(rb"\x1b\$[@B]|\x1b\(I")
 #: Latin charsets other than the Western ones, which chardet may pick over a Latin label.
 _OTHER_LATIN = {"cp1250", "iso8859-2", "cp1254", "iso8859-9", "cp1257", "iso8859-13", "cp1258"}
@@ -134,6 +136,11 @@ NON_LATIN_CANDIDATES = [
 #: (it read CJK bytes as Cyrillic); 0.15 ms a short text, 0.5 ms for 4 KB.
 _ASCII_BYTES = bytes(range(128))
 _NOT_LOW_BYTES = bytes(range(0x07, 256))
+#: Every byte but the C0 controls no 8-bit text has (tab, line ends, form feed and ESC are
+#: text's own): CJK in UTF-16 has them in one byte of sixteen, where 8-bit mail has none.
+_NOT_CONTROL_BYTES = bytes({*range(0x20, 256), 0x09, 0x0A, 0x0C, 0x0D, 0x1B})
+#: Scripts written together, by the first word of a character's Unicode name.
+_EAST_ASIAN = {"CJK", "HIRAGANA", "KATAKANA", "FULLWIDTH", "HALFWIDTH", "IDEOGRAPHIC"}
 #: What chardet chooses among: the desk's scripts. Leaving out the DOS, Mac and Arabic sets
 #: matters: with them, "Äiti" came out as HP Roman-8 and short CJK as cp1256.
 GUESS_CANDIDATES = [
@@ -205,7 +212,8 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
         return Decoded(data.decode("ascii"), "ascii")
     marked = _by_byte_order_mark(data)
     if marked is not None:
-        relabel = "" if codec and codec.startswith(marked.charset[:6]) else "its byte order mark"
+        told = "its byte order mark" if data.startswith(_MARKS) else "the pattern of its bytes"
+        relabel = "" if codec and codec.startswith(marked.charset[:6]) else told
         return Decoded(marked.text, marked.charset, relabel and f"charset from {relabel}")
     if _says_ascii(declared):
         # Any 8-bit byte under us-ascii is a mislabel: the label tells nothing.
@@ -296,13 +304,59 @@ def _by_byte_order_mark(data: bytes) -> Decoded | None:
     if len(sample) < 8 or len(data) % 2:
         return None
     if len(sample.translate(None, _NOT_LOW_BYTES)) < 0.3 * len(sample):
-        return None  # 8-bit text has almost no bytes under 0x07: the quick way out
+        # 8-bit text has almost no bytes under 0x07: the quick way out, unless the text has
+        # control bytes no 8-bit text has, as CJK in UTF-16 does.
+        if len(sample.translate(None, _NOT_CONTROL_BYTES)) == 0:
+            return None
+        return _utf16_of_one_script(data)
     for high_bytes, codec in ((sample[1::2], "utf-16-le"), (sample[0::2], "utf-16-be")):
         # The high byte of Latin, Greek, Cyrillic, Hebrew or Arabic UTF-16 is one small value.
         block = Counter(high_bytes[:512]).most_common(1)[0][0]
         if block < 0x07 and high_bytes.count(block) > 0.6 * len(high_bytes):
             return _decoded_strictly(data, codec)
     return None
+
+
+def _utf16_of_one_script(data: bytes) -> Decoded | None:
+    """Chinese, Japanese or Korean in UTF-16 without a byte order mark: no small high byte
+    gives it away, but read in the right byte order it is one script (ideographs with kana,
+    full-width punctuation, ASCII) and nothing unassigned, while the wrong order, or an 8-bit
+    text with a stray control byte, scatters over Hangul, Yi, private use and controls."""
+    for codec in ("utf-16-le", "utf-16-be"):
+        decoded = _decoded_strictly(data, codec)
+        if decoded is not None and _one_script(decoded.text[:2048]):
+            return decoded
+    return None
+
+
+def _one_script(text: str) -> bool:
+    """One script, nothing unassigned, and not ASCII read two bytes at a time: "Hello" in
+    pairs is three CJK ideographs ("Bush hid the facts"), where real Chinese or Japanese in
+    UTF-16 has a byte outside printable ASCII in most characters."""
+    if sum(_printable_ascii_pair(char) for char in text) > 0.9 * len(text):
+        return False
+    return _mostly_one_script(text)
+
+
+def _printable_ascii_pair(char: str) -> bool:
+    code = ord(char)
+    return 0x20 <= code & 0xFF <= 0x7E and 0x20 <= code >> 8 <= 0x7E
+
+
+def _mostly_one_script(text: str) -> bool:
+    scripts: Counter[str] = Counter()
+    for char in text:
+        if char.isascii():
+            if char.isprintable() or char in "\t\n\r":
+                continue
+            return False
+        if unicodedata.category(char) in ("Cc", "Cn", "Co", "Cs"):
+            return False
+        script = unicodedata.name(char, "?").split(" ", 1)[0]
+        scripts["CJK" if script in _EAST_ASIAN else script] += 1
+    if not scripts:
+        return False
+    return scripts.most_common(1)[0][1] >= 0.95 * scripts.total()
 
 
 def _decoded_strictly(data: bytes, codec: str) -> Decoded | None:

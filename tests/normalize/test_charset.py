@@ -118,3 +118,36 @@ def test_undecodable_bytes_never_give_an_empty_text() -> None:
     decoded = decode_bytes(b"\xff\xfe\x00\x81 plain words \x90\x8d", "utf-8")
     assert "plain words" in decoded.text
     assert decoded.problem
+
+
+#: UTF-16 without a byte order mark, in scripts whose high bytes are not one small value.
+EAST_ASIAN_TEXTS = [
+    "您好！我上周订购的帐篷还没有收到，请帮我查一下。",
+    "こんにちは。先週注文したテントがまだ届いていません。",
+    "주문한 상품이 아직 도착하지 않았습니다",
+    "訂單的問題，請盡快回覆",
+]
+
+
+@pytest.mark.parametrize("label", [None, "latin-1", "us-ascii"])
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("text", EAST_ASIAN_TEXTS)
+def test_east_asian_utf_16_without_a_byte_order_mark_is_read(
+    text: str, codec: str, label: str | None
+) -> None:
+    decoded = decode_bytes(text.encode(codec), label)
+    assert decoded.text == text
+    assert decoded.problem == "charset from the pattern of its bytes"
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        ("注文した商品がまだ届きません", "shift_jis"),
+        ("关于订单的问题，请尽快回复", "gbk"),
+        ("Tilaus myöhässä, mitä teen?", "cp1252"),
+    ],
+)
+def test_a_stray_control_byte_does_not_make_8_bit_text_utf_16(text: str, codec: str) -> None:
+    data = text.encode(codec) + b"\x01\x02"
+    assert decode_bytes(data, codec).text == text + "\x01\x02"
