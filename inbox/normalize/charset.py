@@ -137,7 +137,7 @@ NON_LATIN_CANDIDATES = [
 _ASCII_BYTES = bytes(range(128))
 _NOT_LOW_BYTES = bytes(range(0x07, 256))
 #: Every byte but the C0 controls no 8-bit text has (tab, line ends, form feed and ESC are
-#: text's own): CJK in UTF-16 has them in one byte of sixteen, where 8-bit mail has none.
+#: text's own): CJK in UTF-16 has one in about every ten characters; 8-bit mail has none.
 _NOT_CONTROL_BYTES = bytes({*range(0x20, 256), 0x09, 0x0A, 0x0C, 0x0D, 0x1B})
 #: Scripts written together, by the first word of a character's Unicode name.
 _EAST_ASIAN = {"CJK", "HIRAGANA", "KATAKANA", "FULLWIDTH", "HALFWIDTH", "IDEOGRAPHIC"}
