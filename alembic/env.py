@@ -1,14 +1,14 @@
-"""Alembic environment: the metadata comes from inbox.models, the URL from the caller.
+"""Alembic environment: the metadata comes from inbox.store.models, the URL from the caller.
 
-`inbox db upgrade` builds the Config in code (inbox.db.alembic_config), so there is no
+`inbox db upgrade` builds the Config in code (inbox.store.db.alembic_config), so there is no
 alembic.ini to keep in step with the daemon's configuration.
 """
 
 from __future__ import annotations
 
 from alembic import context
-from inbox.db import make_engine
-from inbox.models import Base, UTCDateTime
+from inbox.store.db import make_engine
+from inbox.store.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata

@@ -23,11 +23,11 @@ import _checkout  # noqa: F401  (first: see bench/_checkout.py)
 from sqlalchemy import func, select
 
 from inbox.config import Settings
-from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.importer import open_source
 from inbox.log_setup import configure_logging
-from inbox.models import Message, RawRecord
 from inbox.pipeline import BatchResult, Pipeline
+from inbox.store.db import make_engine, make_sessionmaker, upgrade
+from inbox.store.models import Message, RawRecord
 
 
 def main() -> int:

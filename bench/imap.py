@@ -55,15 +55,15 @@ from ingest import postgres_schema, rss_mb
 from sqlalchemy import func, make_url, select
 
 from connectors.imap import ImapConfig, ImapConnector
-from inbox.batch_writer import BatchResult
 from inbox.config import IngestSettings, Settings
-from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.demo.generate import generate_messages
 from inbox.log_setup import configure_logging
-from inbox.models import Message, RawRecord
 from inbox.normalize.email import normalize_email
 from inbox.pipeline import Pipeline, StageSeconds
 from inbox.raw import Batch
+from inbox.store.batch_writer import BatchResult
+from inbox.store.db import make_engine, make_sessionmaker, upgrade
+from inbox.store.models import Message, RawRecord
 from rules import example_rules_path
 from rules.holder import RulesInForce
 from tests.dovecot import Dovecot, descendants

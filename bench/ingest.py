@@ -33,12 +33,12 @@ from sqlalchemy import create_engine, func, select, text
 
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings, default_workers
-from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
-from inbox.models import Message
 from inbox.normalize.email import normalize_email
 from inbox.pipeline import Pipeline
+from inbox.store.db import make_engine, make_sessionmaker, normalize_url, upgrade
+from inbox.store.models import Message
 from rules import example_rules_path
 from rules.holder import RulesInForce
 

@@ -44,12 +44,12 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from inbox.config import Settings, SlackSettings
-from inbox.db import make_engine, make_sessionmaker, upgrade
 from inbox.log_setup import configure_logging
-from inbox.models import OutboxItem, utcnow
 from inbox.notifier import Notifier
 from inbox.pipeline import Pipeline
 from inbox.raw import Batch, RawMessage
+from inbox.store.db import make_engine, make_sessionmaker, upgrade
+from inbox.store.models import OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.fake_slack import FakeSlack
 

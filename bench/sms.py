@@ -32,10 +32,10 @@ from sqlalchemy import func, select
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.daemon import Daemon
-from inbox.db import make_engine, make_sessionmaker
 from inbox.log_setup import configure_logging
-from inbox.models import Message
 from inbox.secrets import SecretSource
+from inbox.store.db import make_engine, make_sessionmaker
+from inbox.store.models import Message
 from tests.fake_twilio import FakeTwilio
 
 OURS = "+358942424242"

@@ -179,7 +179,7 @@ class SpooledConnector:
 
     def fetch_spooled(self, batch_size: int) -> Iterator[Batch]:
         """Only what this process's receiver spooled: a daemon standing by for another that
-        holds the connector's lease (inbox/leases.py) still stores that, and so does one
+        holds the connector's lease (inbox/store/leases.py) still stores that, and so does one
         whose upstream API is down (reading an entry must never need the API)."""
         yield from spool_batches(self.spool, self.name, batch_size, self.messages_of)
 

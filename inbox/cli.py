@@ -162,7 +162,7 @@ def db() -> None:
 @pass_app
 def db_upgrade(app: AppContext, revision: str) -> None:
     """Apply the migrations (safe to repeat)."""
-    from inbox.db import upgrade
+    from inbox.store.db import upgrade
 
     upgrade(app.config().settings.effective_database_url, revision)
     click.echo("database is at revision " + revision)
@@ -172,7 +172,7 @@ def db_upgrade(app: AppContext, revision: str) -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Print the schema revision of the store."""
-    from inbox.db import current_revision, make_engine
+    from inbox.store.db import current_revision, make_engine
 
     engine = make_engine(app.config().settings.effective_database_url)
     click.echo(current_revision(engine) or "(empty: run `inbox db upgrade`)")
@@ -191,9 +191,9 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
     """Import a Maildir, an mbox, a folder of .eml files, or one .eml file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from inbox.db import make_engine, make_sessionmaker, upgrade
     from inbox.importer import open_source
     from inbox.pipeline import BatchResult, Pipeline
+    from inbox.store.db import make_engine, make_sessionmaker, upgrade
 
     settings = app.config().settings
     try:
@@ -243,10 +243,10 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     Safe to interrupt and run again: it goes on from the last stored batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from inbox.db import make_engine, make_sessionmaker, upgrade
-    from inbox.leases import Leases, one_off_holder
     from inbox.pipeline import BatchResult, Pipeline
     from inbox.plugins import build_connectors
+    from inbox.store.db import make_engine, make_sessionmaker, upgrade
+    from inbox.store.leases import Leases, one_off_holder
 
     loaded = app.config()
     settings = loaded.settings

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from inbox.cli import AppContext, pass_app, rules_in_force
 from inbox.cli_common import store_writers
-from inbox.db import transaction
-from inbox.models import Conversation, Event, OutboxItem, utcnow
+from inbox.store.db import transaction
+from inbox.store.models import Conversation, Event, OutboxItem, utcnow
 
 if TYPE_CHECKING:
     from rules.model import Agent, RuleSet

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.cli import AppContext
-from inbox.db import current_revision, make_engine, make_sessionmaker
+from inbox.store.db import current_revision, make_engine, make_sessionmaker
 
 
 def store_engine(app: AppContext) -> Engine:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from inbox.cli import AppContext, pass_app
 from inbox.cli_assign import assign_conversation, unassign_conversation
 from inbox.cli_common import console, iso, reading_session, when
-from inbox.models import Contact, Conversation, ConversationTag, Event, Message, Tag
+from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60
 

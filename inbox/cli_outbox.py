@@ -32,8 +32,8 @@ def outbox() -> None:
 @pass_app
 def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None:
     """Newest first, with a count per state."""
-    from inbox.db import make_engine, make_sessionmaker
-    from inbox.models import OutboxItem
+    from inbox.store.db import make_engine, make_sessionmaker
+    from inbox.store.models import OutboxItem
 
     engine = make_engine(app.existing_store_url())
     try:
@@ -75,8 +75,8 @@ def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None
 @pass_app
 def outbox_retry(app: AppContext, ids: tuple[int, ...]) -> None:
     """Send dead (or waiting) rows again now, with a fresh count of attempts."""
-    from inbox.db import make_engine, make_sessionmaker, transaction
-    from inbox.models import OutboxItem, utcnow
+    from inbox.store.db import make_engine, make_sessionmaker, transaction
+    from inbox.store.models import OutboxItem, utcnow
 
     engine = make_engine(app.existing_store_url())
     problems = []

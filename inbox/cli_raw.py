@@ -11,7 +11,7 @@ from sqlalchemy import Text, cast, select
 
 from inbox.cli import AppContext, pass_app
 from inbox.cli_common import console, iso, reading_session
-from inbox.models import Message, RawRecord
+from inbox.store.models import Message, RawRecord
 
 
 @click.group()

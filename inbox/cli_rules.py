@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from inbox.cli import AppContext, pass_app
-from inbox.models import Conversation, Message, utcnow
+from inbox.store.models import Conversation, Message, utcnow
 
 if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every `inbox`
     from rules.engine import CompiledRules, Evaluation
@@ -420,7 +420,7 @@ def _store(app: AppContext) -> Iterator[Session]:
     """A read session on the configured store; never committed."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from inbox.db import make_engine, make_sessionmaker
+    from inbox.store.db import make_engine, make_sessionmaker
 
     url = app.config().settings.effective_database_url
     engine = make_engine(url)

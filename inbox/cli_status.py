@@ -72,8 +72,8 @@ def _print(body: dict[str, Any]) -> None:
 
 def _offline(app: AppContext, url: str, error: Exception) -> None:
     """No daemon answering: what the store alone can say."""
-    from inbox.db import make_engine, make_sessionmaker
     from inbox.health import store_view
+    from inbox.store.db import make_engine, make_sessionmaker
 
     click.echo(f"inbox: the daemon does not answer at {url} ({error})")
     engine = make_engine(app.existing_store_url())

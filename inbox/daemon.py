@@ -32,11 +32,11 @@ import structlog
 
 from connectors.base import Connector, UpstreamError, WebhookFed
 from inbox.config import ConfigError, Settings
-from inbox.db import make_engine, make_sessionmaker, upgrade
-from inbox.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Fence, Pipeline
 from inbox.raw import Batch
+from inbox.store.db import make_engine, make_sessionmaker, upgrade
+from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.systemd_notify import SystemdNotifier
 from inbox.web import WebServer
 from inbox.webhook import Handler
@@ -79,7 +79,7 @@ class _ConnectorState:
     #: Set to poll now (a push from the upstream, or the daemon stopping).
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    #: Another daemon holds this connector's lease: this one stands by (inbox/leases.py).
+    #: Another daemon holds this connector's lease: this one stands by (inbox/store/leases.py).
     standby: Standby | None = None
     #: A connector fed by webhooks: its spool, stored apart from the polls (its catch-up).
     spool: _SpoolLane | None = None

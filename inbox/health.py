@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import WebhookFed
-from inbox.models import OutboxItem
+from inbox.store.models import OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def report(daemon: Daemon) -> dict[str, Any]:
                 "name": state.connector.name,
                 "channel": state.connector.channel,
                 "state": state.health,
-                #: Another daemon on the same store polls it (inbox/leases.py); null: this one.
+                #: Another daemon on the same store polls it (inbox/store/leases.py); null: this one.
                 "lease_held_by": None if state.standby is None else state.standby.holder,
                 #: What fails and why, for a person: ["catch-up: Slack answered ..."].
                 "failing": state.failing,

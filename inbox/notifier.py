@@ -39,11 +39,11 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from inbox import slack_messages
 from inbox.config import SlackSettings
-from inbox.db import transaction
-from inbox.models import Contact, Conversation, Message, OutboxItem, utcnow
 from inbox.pacing import Pacer
 from inbox.secrets import Secret
 from inbox.slack_messages import ConversationView
+from inbox.store.db import transaction
+from inbox.store.models import Contact, Conversation, Message, OutboxItem, utcnow
 
 log = structlog.get_logger(__name__)
 

@@ -26,15 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.batch_writer import BatchResult, BatchWriter
 from inbox.config import Settings
-from inbox.db import transaction
-from inbox.leases import LeaseLost
-from inbox.models import (
-    Cursor,
-    RawRecord,
-    utcnow,
-)
 from inbox.prepare import (
     Outcome,
     Prepared,
@@ -45,7 +37,15 @@ from inbox.prepare import (
     worker_init,
 )
 from inbox.raw import Batch, RawMessage
-from inbox.store_utils import chunked
+from inbox.store.batch_writer import BatchResult, BatchWriter
+from inbox.store.db import transaction
+from inbox.store.leases import LeaseLost
+from inbox.store.models import (
+    Cursor,
+    RawRecord,
+    utcnow,
+)
+from inbox.store.sql import chunked
 from rules.apply import Tally, run_rules
 from rules.holder import RulesInForce
 
@@ -129,7 +129,7 @@ class Pipeline:
         Each batch is committed before the next, so cursors advance in order; the caller can
         stop between two batches (what was normalized ahead is simply fetched again later).
         `fence` runs first in each batch's transaction and may refuse the batch by raising
-        (the daemon's connector lease: inbox/leases.py).
+        (the daemon's connector lease: inbox/store/leases.py).
 
         When the connector fails part way (a dropped connection, an API that refuses the
         catch-up after the spool was read), every batch it yielded before is still stored,

@@ -22,8 +22,8 @@ import structlog
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from inbox.batch_writer import Arrival
-from inbox.models import (
+from inbox.store.batch_writer import Arrival
+from inbox.store.models import (
     Contact,
     ContactTag,
     Conversation,
@@ -32,7 +32,7 @@ from inbox.models import (
     OutboxItem,
     Tag,
 )
-from inbox.store_utils import chunked, insert_ignore_many
+from inbox.store.sql import chunked, insert_ignore_many
 from rules.assignment import Assigner
 from rules.engine import CompiledRules, Evaluation
 from rules.facts import Facts

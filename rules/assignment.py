@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from inbox.models import AssignmentPointer, Conversation
-from inbox.store_utils import chunked
+from inbox.store.models import AssignmentPointer, Conversation
+from inbox.store.sql import chunked
 from rules.model import Agent, Assign, RuleSet
 
 LOADED_STATUSES = ("open", "pending")

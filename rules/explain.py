@@ -18,7 +18,7 @@ PERSON = "person:"
 
 @dataclass(frozen=True, slots=True)
 class EventView:
-    """The parts of a stored event this needs (inbox.models.Event has them)."""
+    """The parts of a stored event this needs (inbox.store.models.Event has them)."""
 
     kind: str
     actor: str

@@ -15,8 +15,8 @@ import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.db import make_engine, make_sessionmaker, normalize_url, upgrade
 from inbox.log_setup import configure_logging
+from inbox.store.db import make_engine, make_sessionmaker, normalize_url, upgrade
 
 POSTGRES_URL = os.environ.get(
     "INBOX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

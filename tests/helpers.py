@@ -12,9 +12,9 @@ from email.utils import format_datetime
 from sqlalchemy import func, select
 
 from inbox.config import Settings
-from inbox.models import Conversation, Message
 from inbox.pipeline import BatchResult, Pipeline
 from inbox.raw import Batch, RawMessage
+from inbox.store.models import Conversation, Message
 from rules.holder import RulesInForce
 from tests.conftest import Store
 

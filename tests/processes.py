@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from inbox.db import make_engine
-from inbox.models import RawRecord
+from inbox.store.db import make_engine
+from inbox.store.models import RawRecord
 
 
 def inbox_command(config: Path, *args: str) -> list[str]:

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 
 from inbox.cli import main
-from inbox.db import alembic_config
+from inbox.store.db import alembic_config
 from tests.conftest import BACKENDS
 from tests.helpers import mail
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from inbox.cli import main
-from inbox.models import Conversation, Event, OutboxItem
+from inbox.store.models import Conversation, Event, OutboxItem
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
 from tests.helpers import conversation_of, ingest, mail, make_pipeline, raw

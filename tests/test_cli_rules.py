@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, func, select, text
 
 from inbox.cli import main
-from inbox.models import Event, OutboxItem
+from inbox.store.models import Event, OutboxItem
 from rules import example_rules_path
 from tests.helpers import mail
 

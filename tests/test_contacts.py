@@ -6,8 +6,8 @@ import threading
 
 from sqlalchemy import func, select
 
-from inbox.contacts import IdentityResolver
-from inbox.models import Contact, Identity, Message
+from inbox.store.contacts import IdentityResolver
+from inbox.store.models import Contact, Identity, Message
 from tests.conftest import BACKENDS, Store
 from tests.helpers import count, ingest, mail, make_pipeline, raw
 

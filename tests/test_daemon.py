@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from inbox.db import make_engine
 from inbox.demo.generate import write_maildir
-from inbox.models import Cursor, Message, RawRecord
+from inbox.store.db import make_engine
+from inbox.store.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS
 from tests.processes import assert_no_process_tagged, inbox_command, stored_raw
 

@@ -35,7 +35,7 @@ from connectors.slack_chat import SlackChatConfig, SlackConnector
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
-from inbox.models import ConnectorLease, Message
+from inbox.store.models import ConnectorLease, Message
 from tests.conftest import Store
 from tests.cutting_proxy import CuttingProxy
 from tests.dovecot import PASSWORD, USER, Dovecot

@@ -22,7 +22,7 @@ from inbox.cli import main
 from inbox.config import Settings
 from inbox.daemon import Daemon
 from inbox.demo.generate import write_maildir
-from inbox.models import Conversation
+from inbox.store.models import Conversation
 from rules.holder import RulesInForce
 from tests.conftest import Store
 

@@ -1,6 +1,6 @@
 """Several daemons on one store: one polls each connector's upstream, the others stand by and
 take over when it stops or dies; a daemon that lost its lease stores nothing more
-(inbox/leases.py). On SQLite and on PostgreSQL."""
+(inbox/store/leases.py). On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from inbox.config import Settings
 from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
 from inbox.demo.generate import write_maildir
 from inbox.health import DaemonCollector, report
-from inbox.leases import DAEMON_ID_FILE, LeaseLost, Leases, holder_name
-from inbox.models import Cursor, Message, RawRecord
 from inbox.raw import Batch
+from inbox.store.leases import DAEMON_ID_FILE, LeaseLost, Leases, holder_name
+from inbox.store.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS, Store
 from tests.helpers import count, mail, make_pipeline, raw
 from tests.processes import wait_for

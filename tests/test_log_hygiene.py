@@ -37,9 +37,9 @@ import structlog
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from inbox.db import make_engine
-from inbox.models import Message, OutboxItem, RawRecord
 from inbox.secrets import Secret, SecretSource
+from inbox.store.db import make_engine
+from inbox.store.models import Message, OutboxItem, RawRecord
 from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot
 from tests.fake_slack import FakeSlack

@@ -17,8 +17,8 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from inbox.config import SlackSettings
-from inbox.models import OutboxItem, utcnow
 from inbox.notifier import LEASE, METADATA_EVENT, Notifier
+from inbox.store.models import OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from inbox.models import (
+from inbox.store.models import (
     Attachment,
     Blob,
     Contact,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.config import Settings
 from inbox.daemon import Daemon
-from inbox.models import Message, OutboxItem
+from inbox.store.models import Message, OutboxItem
 from rules.holder import RulesInForce
 from tests.conftest import Store
 from tests.fake_slack import FakeSlack

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from inbox.db import transaction
-from inbox.models import Conversation, Event
+from inbox.store.db import transaction
+from inbox.store.models import Conversation, Event
 from tests.conftest import BACKENDS, Store
 from tests.helpers import BASE_TIME, conversation_of, ingest, mail, make_pipeline, message, raw
 
@@ -171,7 +171,7 @@ def test_auto_submitted_no_is_a_human_and_reopens(store: Store) -> None:
 
 
 def test_new_tokens_are_unguessable_and_readable() -> None:
-    from inbox.threading import TOKEN_IN_SUBJECT, new_token
+    from inbox.store.threads import TOKEN_IN_SUBJECT, new_token
 
     tokens = {new_token() for _ in range(1000)}
     assert len(tokens) == 1000

@@ -22,8 +22,8 @@ from connectors.imap_session import ImapError
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings
 from inbox.daemon import Daemon
-from inbox.models import Message, RawRecord
 from inbox.pipeline import Pipeline
+from inbox.store.models import Message, RawRecord
 from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot
 from tests.helpers import count, mail, parsed

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.imap import ImapConnector
 from connectors.imap_session import ImapError
-from inbox.models import Message
+from inbox.store.models import Message
 from tests.conftest import Store
 from tests.connectors.test_imap import PASSWORD_ENV, imap_config, multilingual, sync
 from tests.dovecot import Dovecot

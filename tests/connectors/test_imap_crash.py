@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from inbox.db import make_engine
-from inbox.models import Message, RawRecord
+from inbox.store.db import make_engine
+from inbox.store.models import Message, RawRecord
 from tests.connectors.test_imap import multilingual
 from tests.dovecot import Dovecot
 from tests.processes import assert_no_process_tagged, inbox_command, stored_raw

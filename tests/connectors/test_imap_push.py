@@ -8,7 +8,7 @@ import pytest
 
 from connectors.imap import ImapConnector
 from inbox.daemon import Daemon
-from inbox.models import Message
+from inbox.store.models import Message
 from tests.conftest import Store
 from tests.connectors.test_imap import (
     PASSWORD_ENV,

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.config import Settings
-from inbox.models import Contact, Conversation, Event, Identity, Message, RawRecord
 from inbox.pipeline import Pipeline
+from inbox.store.models import Contact, Conversation, Event, Identity, Message, RawRecord
 from inbox.web import WebServer
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.daemon import Daemon
-from inbox.leases import Leases
-from inbox.models import Attachment, Contact, Conversation, Event, Identity, Message
 from inbox.pipeline import Pipeline
+from inbox.store.leases import Leases
+from inbox.store.models import Attachment, Contact, Conversation, Event, Identity, Message
 from inbox.web import WebServer
 from tests.conftest import BACKENDS, Store
 from tests.fake_twilio import TWILIO_API, FakeTwilio
@@ -347,7 +347,7 @@ def test_texts_sent_while_the_receiver_was_down_arrive_once_after_a_restart(
 def test_a_daemon_standing_by_stores_what_its_receiver_took_and_leaves_the_catch_up(
     store: Store, twilio: FakeTwilio, tmp_path: Path
 ) -> None:
-    # Another daemon on the same store holds the connector's lease (inbox/leases.py).
+    # Another daemon on the same store holds the connector's lease (inbox/store/leases.py).
     other = Leases(store.writers, seconds=3600, holder="other-server:1")
     assert other.hold("sms") is None
     settings = Settings(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.demo import DEMO_MAILDIR
 from inbox.demo.generate import generate_messages
-from inbox.models import Attachment, Conversation, Message
+from inbox.store.models import Attachment, Conversation, Message
 from tests.conftest import BACKENDS, Store
 from tests.helpers import make_pipeline
 

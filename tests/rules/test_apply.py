@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from inbox.models import Conversation, Event, Message, OutboxItem
+from inbox.store.models import Conversation, Event, Message, OutboxItem
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
 from tests.helpers import conversation_of, ingest, mail, make_pipeline, message, raw
@@ -270,7 +270,7 @@ def test_a_reply_to_a_closed_conversation_is_assigned_again(
 
 
 def test_replaying_a_batch_never_pings_twice(store: Store, desk: RulesInForce) -> None:
-    from inbox.batch_writer import Arrival
+    from inbox.store.batch_writer import Arrival
     from rules.apply import run_rules
 
     pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=desk)  # type: ignore[arg-type]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from inbox.db import make_engine
-from inbox.models import Conversation, ConversationTag, Tag
+from inbox.store.db import make_engine
+from inbox.store.models import Conversation, ConversationTag, Tag
 from rules.holder import RulesInForce
 from tests.helpers import mail
 from tests.processes import wait_for

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
-from inbox.db import normalize_url, transaction
-from inbox.models import Contact
+from inbox.store.db import normalize_url, transaction
+from inbox.store.models import Contact
 from tests.conftest import BACKENDS, Store
 
 

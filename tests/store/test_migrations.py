@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from inbox.db import current_revision, make_engine, upgrade
-from inbox.models import Base
+from inbox.store.db import current_revision, make_engine, upgrade
+from inbox.store.models import Base
 from tests.conftest import BACKENDS, Store
 
 

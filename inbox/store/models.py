@@ -324,13 +324,13 @@ class Cursor(Base):
 
 class ConnectorLease(Base):
     """Which daemon polls a connector's upstream: several `inbox run` processes can share one
-    store, and each account must be polled by one of them at a time (inbox/leases.py)."""
+    store, and each account must be polled by one of them at a time (inbox/store/leases.py)."""
 
     __tablename__ = "connector_leases"
 
     connector: Mapped[str] = mapped_column(String(100), primary_key=True)
     #: The daemon holding it: host and the id kept in its data_dir (plus a PID for one-off
-    #: runs such as `inbox sync`), inbox/leases.py.
+    #: runs such as `inbox sync`), inbox/store/leases.py.
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)

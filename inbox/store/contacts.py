@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inbox.models import Contact, Identity
-from inbox.store_utils import chunked
+from inbox.store.models import Contact, Identity
+from inbox.store.sql import chunked
 
 
 class IdentityResolver:

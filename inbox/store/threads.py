@@ -30,9 +30,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from inbox.config import ThreadingSettings
-from inbox.models import Conversation, Message
 from inbox.normalize.types import NormalizedMessage
-from inbox.store_utils import chunked
+from inbox.store.models import Conversation, Message
+from inbox.store.sql import chunked
 
 TOKEN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 TOKEN_LENGTH = 10

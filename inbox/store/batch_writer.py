@@ -22,8 +22,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from inbox.config import Settings
-from inbox.contacts import IdentityResolver
-from inbox.models import (
+from inbox.normalize.subject import normalize_subject
+from inbox.normalize.types import NormalizedMessage
+from inbox.prepare import Prepared
+from inbox.raw import RawMessage
+from inbox.store.contacts import IdentityResolver
+from inbox.store.models import (
     Attachment,
     Base,
     Blob,
@@ -33,12 +37,8 @@ from inbox.models import (
     Message,
     RawRecord,
 )
-from inbox.normalize.subject import normalize_subject
-from inbox.normalize.types import NormalizedMessage
-from inbox.prepare import Prepared
-from inbox.raw import RawMessage
-from inbox.store_utils import chunked, insert_ignore_many
-from inbox.threading import EmailThreader, ThreadDecision, new_token
+from inbox.store.sql import chunked, insert_ignore_many
+from inbox.store.threads import EmailThreader, ThreadDecision, new_token
 
 log = structlog.get_logger(__name__)
 

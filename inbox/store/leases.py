@@ -38,12 +38,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.db import transaction
-from inbox.models import ConnectorLease, utcnow
+from inbox.store.db import transaction
+from inbox.store.models import ConnectorLease, utcnow
 
 log = structlog.get_logger(__name__)
 
-#: In data_dir: this daemon's id in the leases (inbox/leases.py: holder_name).
+#: In data_dir: this daemon's id in the leases (inbox/store/leases.py: holder_name).
 DAEMON_ID_FILE = "daemon-id"
 
 
