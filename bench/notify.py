@@ -45,7 +45,7 @@ from sqlalchemy import select
 
 from inbox.config import Settings, SlackSettings
 from inbox.log_setup import configure_logging
-from inbox.notifier import Notifier
+from inbox.outbox.notifier import Notifier
 from inbox.pipeline import Pipeline
 from inbox.raw import Batch, RawMessage
 from inbox.store.db import make_engine, make_sessionmaker, upgrade

@@ -2,9 +2,9 @@
 
     python bench/sms.py [--messages 5000] [--duplicates 500] [--clients 20]
 
-Runs the daemon (`inbox.daemon.Daemon`, as `inbox run` does) with the twilio connector and its
-webhook receiver on 127.0.0.1, a fresh SQLite store, and the fake Twilio REST API of the test
-suite behind the connector's catch-up (tests/fake_twilio.py). Then N signed webhooks
+Runs the daemon (`inbox.service.daemon.Daemon`, as `inbox run` does) with the twilio connector
+and its webhook receiver on 127.0.0.1, a fresh SQLite store, and the fake Twilio REST API of the
+test suite behind the connector's catch-up (tests/fake_twilio.py). Then N signed webhooks
 (X-Twilio-Signature by Twilio's algorithm, for the connector's public URL) plus D second
 deliveries of some of them, shuffled, are posted by C concurrent clients over keep-alive
 connections. It prints requests/s, the latency of the receiver's answer (median, p95, max),
@@ -31,9 +31,9 @@ from sqlalchemy import func, select
 
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
-from inbox.daemon import Daemon
 from inbox.log_setup import configure_logging
 from inbox.secrets import SecretSource
+from inbox.service.daemon import Daemon
 from inbox.store.db import make_engine, make_sessionmaker
 from inbox.store.models import Message
 from tests.fake_twilio import FakeTwilio

@@ -120,8 +120,8 @@ def init(directory: Path, force: bool) -> None:
 @pass_app
 def run(app: AppContext, once: bool, demo: bool) -> None:
     """Run the daemon in the foreground (systemd runs exactly this)."""
-    from inbox.daemon import Daemon
-    from inbox.plugins import build_connectors
+    from inbox.service.daemon import Daemon
+    from inbox.service.plugins import build_connectors
 
     if demo:
         from inbox.demo import DEMO_MAILDIR
@@ -244,7 +244,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from inbox.pipeline import BatchResult, Pipeline
-    from inbox.plugins import build_connectors
+    from inbox.service.plugins import build_connectors
     from inbox.store.db import make_engine, make_sessionmaker, upgrade
     from inbox.store.leases import Leases, one_off_holder
 

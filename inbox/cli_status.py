@@ -72,7 +72,7 @@ def _print(body: dict[str, Any]) -> None:
 
 def _offline(app: AppContext, url: str, error: Exception) -> None:
     """No daemon answering: what the store alone can say."""
-    from inbox.health import store_view
+    from inbox.service.health import store_view
     from inbox.store.db import make_engine, make_sessionmaker
 
     click.echo(f"inbox: the daemon does not answer at {url} ({error})")

@@ -1,5 +1,6 @@
 """What a webhook handler sees and answers: plain values, so that a connector's handler is
-tested without a server and the server (inbox/web.py) can be swapped without touching one."""
+tested without a server and the server (inbox/service/web.py) can be swapped without touching
+one."""
 
 from __future__ import annotations
 

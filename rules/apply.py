@@ -193,7 +193,7 @@ def run_rules(
 def assignment_payload(
     agent: Agent, *, previous: str, team: str, rule: str, why: str
 ) -> dict[str, Any]:
-    """What a `slack.assignment` row carries to the notifier (inbox/notifier.py), the same
+    """What a `slack.assignment` row carries to the notifier (inbox/outbox/notifier.py), the same
     whether a rule assigned or a person did (`inbox conversations assign`, where rule is "")."""
     return {
         "agent": agent.name,

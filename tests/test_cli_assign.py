@@ -276,7 +276,7 @@ def test_a_persons_assignment_reaches_the_agent_as_theirs_with_the_note(
     from slack_sdk import WebClient
 
     from inbox.config import SlackSettings
-    from inbox.notifier import Notifier
+    from inbox.outbox.notifier import Notifier
     from tests.fake_slack import FakeSlack
 
     invoke(store, config, "assign", str(conversation_id), "aino", "--by", "esko", "--note", "VIP")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from inbox.config import ConfigError, load_config
-from inbox.plugins import build_connectors
+from inbox.service.plugins import build_connectors
 
 
 def write(tmp_path: Path, text: str) -> Path:

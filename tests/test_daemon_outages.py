@@ -34,7 +34,7 @@ from connectors.imap import ImapConfig, ImapConnector
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
-from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
+from inbox.service.daemon import RELEASE_AFTER_FAILURES, Daemon
 from inbox.store.models import ConnectorLease, Message
 from tests.conftest import Store
 from tests.cutting_proxy import CuttingProxy

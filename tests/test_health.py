@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.cli import main
 from inbox.config import Settings
-from inbox.daemon import Daemon
 from inbox.demo.generate import write_maildir
+from inbox.service.daemon import Daemon
 from inbox.store.models import Conversation
 from rules.holder import RulesInForce
 from tests.conftest import Store

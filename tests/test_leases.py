@@ -17,10 +17,10 @@ from sqlalchemy import select
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.cli import main
 from inbox.config import Settings
-from inbox.daemon import RELEASE_AFTER_FAILURES, Daemon
 from inbox.demo.generate import write_maildir
-from inbox.health import DaemonCollector, report
 from inbox.raw import Batch
+from inbox.service.daemon import RELEASE_AFTER_FAILURES, Daemon
+from inbox.service.health import DaemonCollector, report
 from inbox.store.leases import DAEMON_ID_FILE, LeaseLost, Leases, holder_name
 from inbox.store.models import Cursor, Message, RawRecord
 from tests.conftest import BACKENDS, Store

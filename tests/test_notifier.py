@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from inbox.config import SlackSettings
-from inbox.notifier import LEASE, METADATA_EVENT, Notifier
+from inbox.outbox.notifier import LEASE, METADATA_EVENT, Notifier
 from inbox.store.models import OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store

@@ -1,10 +1,10 @@
-"""The notifier's pace per Slack channel (inbox/pacing.py)."""
+"""The notifier's pace per Slack channel (inbox/outbox/pacing.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from inbox.pacing import Pacer
+from inbox.outbox.pacing import Pacer
 
 START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.config import Settings
-from inbox.daemon import Daemon
+from inbox.service.daemon import Daemon
 from inbox.store.models import Message, OutboxItem
 from rules.holder import RulesInForce
 from tests.conftest import Store

@@ -121,7 +121,7 @@ def test_the_daemon_says_ready_feeds_the_watchdog_reloads_and_stops_cleanly(
 
 
 def test_without_notify_socket_nothing_is_sent(tmp_path: Path) -> None:
-    from inbox.systemd_notify import SystemdNotifier
+    from inbox.service.systemd_notify import SystemdNotifier
 
     quiet = SystemdNotifier({})
     assert not quiet.enabled

@@ -11,7 +11,7 @@ from writing after another took over. So every batch is fenced: its transaction 
 lease only where this daemon still holds it, and a batch that finds it gone is rolled back
 (`LeaseLost`). Between batches, the daemon's main loop renews what it holds every few
 seconds (`renew_due`), so a long fetch keeps its lease. A holder that cannot reach the upstream
-hands the lease over after a few failed polls (inbox/daemon.py), but only to a daemon that
+hands the lease over after a few failed polls (inbox/service/daemon.py), but only to a daemon that
 stands by for it: each daemon standing by writes itself on the lease as it looks, and a lease
 with nobody standing by stays where it is (a single daemon giving its lease up to nobody
 would only take it back, having logged a failover that never was).
@@ -175,7 +175,7 @@ class Leases:
 
     def _stand_by(self, lease: ConnectorLease, now: datetime) -> None:
         """Say on the lease that this daemon is there to take it, for as long as a lease
-        lasts: it looks again well before then (a third of the lease, inbox/daemon.py)."""
+        lasts: it looks again well before then (a third of the lease, inbox/service/daemon.py)."""
         if not self.takes_over:
             return
         lease.standby_holder = self.holder

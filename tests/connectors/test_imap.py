@@ -21,8 +21,8 @@ from connectors.imap import ImapConfig, ImapConnector
 from connectors.imap_session import ImapError
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings
-from inbox.daemon import Daemon
 from inbox.pipeline import Pipeline
+from inbox.service.daemon import Daemon
 from inbox.store.models import Message, RawRecord
 from tests.conftest import BACKENDS, Store
 from tests.dovecot import Dovecot

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from connectors.imap import ImapConnector
-from inbox.daemon import Daemon
+from inbox.service.daemon import Daemon
 from inbox.store.models import Message
 from tests.conftest import Store
 from tests.connectors.test_imap import (

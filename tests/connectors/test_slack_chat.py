@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.config import Settings
 from inbox.pipeline import Pipeline
+from inbox.service.web import WebServer
 from inbox.store.models import Contact, Conversation, Event, Identity, Message, RawRecord
-from inbox.web import WebServer
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack
 from tests.helpers import ingest, mail, make_pipeline, raw

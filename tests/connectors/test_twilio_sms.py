@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
-from inbox.daemon import Daemon
 from inbox.pipeline import Pipeline
+from inbox.service.daemon import Daemon
+from inbox.service.web import WebServer
 from inbox.store.leases import Leases
 from inbox.store.models import Attachment, Contact, Conversation, Event, Identity, Message
-from inbox.web import WebServer
 from tests.conftest import BACKENDS, Store
 from tests.fake_twilio import TWILIO_API, FakeTwilio
 from tests.processes import wait_for

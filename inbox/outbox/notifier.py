@@ -37,11 +37,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from inbox import slack_messages
 from inbox.config import SlackSettings
-from inbox.pacing import Pacer
+from inbox.outbox import slack_messages
+from inbox.outbox.pacing import Pacer
+from inbox.outbox.slack_messages import ConversationView
 from inbox.secrets import Secret
-from inbox.slack_messages import ConversationView
 from inbox.store.db import transaction
 from inbox.store.models import Contact, Conversation, Message, OutboxItem, utcnow
 

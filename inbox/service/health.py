@@ -29,7 +29,7 @@ from inbox.store.models import OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
 
 if TYPE_CHECKING:
-    from inbox.daemon import Daemon, _ConnectorState
+    from inbox.service.daemon import Daemon, _ConnectorState
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -79,7 +79,7 @@ def report(daemon: Daemon) -> dict[str, Any]:
                 "name": state.connector.name,
                 "channel": state.connector.channel,
                 "state": state.health,
-                #: Another daemon on the same store polls it (inbox/store/leases.py); null: this one.
+                #: Another daemon on the same store polls it (inbox/store/leases.py); null: us.
                 "lease_held_by": None if state.standby is None else state.standby.holder,
                 #: What fails and why, for a person: ["catch-up: Slack answered ..."].
                 "failing": state.failing,

@@ -32,13 +32,13 @@ import structlog
 
 from connectors.base import Connector, UpstreamError, WebhookFed
 from inbox.config import ConfigError, Settings
-from inbox.notifier import Notifier
+from inbox.outbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Fence, Pipeline
 from inbox.raw import Batch
+from inbox.service.systemd_notify import SystemdNotifier
+from inbox.service.web import WebServer
 from inbox.store.db import make_engine, make_sessionmaker, upgrade
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
-from inbox.systemd_notify import SystemdNotifier
-from inbox.web import WebServer
 from inbox.webhook import Handler
 from rules.holder import RulesInForce
 
@@ -296,7 +296,7 @@ class Daemon:
     def _start_web(self) -> None:
         """Webhooks, /healthz and /metrics. A port that cannot be had is logged and the daemon
         goes on without them: webhook connectors still catch up through their APIs."""
-        from inbox.health import pages
+        from inbox.service.health import pages
 
         if not self.settings.web.enabled:
             return
