@@ -11,9 +11,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from inbox.cli import AppContext, pass_app
-from inbox.cli_assign import assign_conversation, unassign_conversation
-from inbox.cli_common import console, iso, reading_session, when
+from inbox.cli.assign import assign_conversation, unassign_conversation
+from inbox.cli.common import console, iso, reading_session, when
+from inbox.cli.context import AppContext, pass_app
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60

@@ -9,8 +9,8 @@ import click
 from rich.table import Table
 from sqlalchemy import Text, cast, select
 
-from inbox.cli import AppContext, pass_app
-from inbox.cli_common import console, iso, reading_session
+from inbox.cli.common import console, iso, reading_session
+from inbox.cli.context import AppContext, pass_app
 from inbox.store.models import Message, RawRecord
 
 

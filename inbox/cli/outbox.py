@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from inbox.cli import AppContext, pass_app
+from inbox.cli.context import AppContext, pass_app
 
 STATUSES = ("pending", "sending", "sent", "dead")
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.cli import AppContext
+from inbox.cli.context import AppContext
 from inbox.store.db import current_revision, make_engine, make_sessionmaker
 
 

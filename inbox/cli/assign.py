@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy.orm import Session
 
-from inbox.cli import AppContext, pass_app, rules_in_force
-from inbox.cli_common import store_writers
+from inbox.cli.common import store_writers
+from inbox.cli.context import AppContext, pass_app, rules_in_force
 from inbox.store.db import transaction
 from inbox.store.models import Conversation, Event, OutboxItem, utcnow
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from inbox.cli import AppContext, pass_app
+from inbox.cli.context import AppContext, pass_app
 
 
 @click.command()

@@ -19,7 +19,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from inbox.cli import AppContext, pass_app
+from inbox.cli.context import AppContext, pass_app
 from inbox.store.models import Conversation, Message, utcnow
 
 if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every `inbox`
@@ -126,7 +126,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
     """Run FILE over stored history and print what would change against the rules in force."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
-    from inbox.cli import _stderr_console
+    from inbox.cli.context import stderr_console
 
     candidate = _compile_or_exit(file)
     current_path = against or app.config().settings.rules_file
@@ -150,7 +150,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
-            console=_stderr_console(),
+            console=stderr_console(),
         ) as progress:
             task = progress.add_task("replaying", total=len(ids))
             for message_ids in _chunks(list(ids), 200):
