@@ -94,6 +94,7 @@ def normalize_all(maildir: Path, languages: list[str]) -> None:
 def pipeline_into(
     url: str,
     maildir: Path,
+    messages: int,
     batch_size: int,
     samples: list[str],
     workers: int,
@@ -107,8 +108,7 @@ def pipeline_into(
         make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
     )
     connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
-    total = len(list((maildir / "new").iterdir()))
-    every = max(total // 5, 1)
+    every = max(messages // 5, 1)
     done = 0
     next_sample = every
     for batch, _result in pipeline.ingest_many(connector.fetch({}, batch_size)):
@@ -173,12 +173,12 @@ def main() -> None:
         rate(
             "pipeline into SQLite, one process",
             n,
-            lambda: pipeline_into(f"{sqlite_url}.1", maildir, args.batch_size, [], workers=0),
+            lambda: pipeline_into(f"{sqlite_url}.1", maildir, n, args.batch_size, [], workers=0),
         )
         sqlite = rate(
             f"pipeline into SQLite, {args.workers} worker(s)",
             n,
-            lambda: pipeline_into(sqlite_url, maildir, args.batch_size, samples, args.workers),
+            lambda: pipeline_into(sqlite_url, maildir, n, args.batch_size, samples, args.workers),
         )
         print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
         print(f"{'':<34} {sqlite / bare:.0%} of the bare compat32 rate")
@@ -187,7 +187,7 @@ def main() -> None:
             f"  the same with the example rules ({len(desk.current.ruleset.rules)})",
             n,
             lambda: pipeline_into(
-                f"{sqlite_url}.rules", maildir, args.batch_size, [], args.workers, desk
+                f"{sqlite_url}.rules", maildir, n, args.batch_size, [], args.workers, desk
             ),
         )
         if not args.no_postgres:
@@ -197,7 +197,7 @@ def main() -> None:
                 rate(
                     f"pipeline into PostgreSQL, {args.workers} worker(s)",
                     n,
-                    lambda: pipeline_into(url, maildir, args.batch_size, samples, args.workers),
+                    lambda: pipeline_into(url, maildir, n, args.batch_size, samples, args.workers),
                 )
                 print(f"{'':<34} RSS as it went (main process): {', '.join(samples)}")
             finally:

@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from inbox.normalize.addresses import normalize_address
 from inbox.store.batch_writer import Arrival
 from inbox.store.models import (
     Contact,
@@ -88,8 +89,8 @@ def facts_from_columns(
 
 def _matched_form(address: str) -> str:
     """The message keeps a mail address as the sender wrote it; rules see the form identities
-    match on, the same as on arrival (inbox.normalize.addresses: that, lowercased)."""
-    return address.lower() if "@" in address else address
+    match on, the same as on arrival. Phone numbers and Slack ids have no "@" and stay."""
+    return normalize_address(address) if "@" in address else address
 
 
 def stored_context(session: Session, conversation: Conversation) -> dict[str, Any]:
