@@ -37,6 +37,7 @@ from inbox.prepare import (
     worker_init,
 )
 from inbox.raw import Batch, RawMessage
+from inbox.routing.rules_pass import Tally, run_rules
 from inbox.store.batch_writer import BatchResult, BatchWriter
 from inbox.store.db import transaction
 from inbox.store.leases import LeaseLost
@@ -46,7 +47,6 @@ from inbox.store.models import (
     utcnow,
 )
 from inbox.store.sql import chunked
-from rules.apply import Tally, run_rules
 from rules.holder import RulesInForce
 
 log = structlog.get_logger(__name__)

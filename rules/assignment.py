@@ -7,24 +7,23 @@ pending conversations. When nobody can, the conversation waits in the team's que
 reason for each member is recorded: "aino: off hours (sat 10:12 Europe/Helsinki)".
 
 - round_robin: the member after the one who got the team's last conversation (the pointer is
-  in the store, so turns are fair across restarts and processes).
+  kept in the store, so turns are fair across restarts and processes).
 - least_loaded: the member with the fewest open and pending conversations; ties go in
   round-robin order from the pointer.
 - sticky: the contact's agent of their latest earlier conversation, if they can take it;
   otherwise the team's fallback strategy.
+
+The strategies decide from a `Workload`, a snapshot of the agents' loads, the teams' pointers
+and the contacts' latest agents that is handed to them: they read no store, so they are tested
+with plain values. inbox/routing/workload.py reads the snapshot from the store, keeps it up to
+date through a batch and writes the pointers back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from inbox.store.models import AssignmentPointer, Conversation
-from inbox.store.sql import chunked
 from rules.model import Agent, Assign, RuleSet
 
 LOADED_STATUSES = ("open", "pending")
@@ -40,167 +39,133 @@ class Choice:
     note: str = ""
 
 
-class Assigner:
-    """One per batch: agents' loads and the pointers are read once and kept up to date."""
+@dataclass(frozen=True)
+class Candidate:
+    """What the strategies need to know of the conversation being assigned."""
 
-    def __init__(self, session: Session, ruleset: RuleSet, now: datetime) -> None:
-        self.session = session
-        self.ruleset = ruleset
-        self.now = now
-        self._loads: dict[str, int] | None = None
-        self._pointers: dict[str, AssignmentPointer] = {}
-        self._latest_assigned: dict[int, list[tuple[int, str]]] = {}
-        #: The contacts of the batch: sticky assignment looks all of them up at once.
-        self.contacts: set[int] = set()
+    id: int | None = None
+    contact_id: int | None = None
+    language: str = ""
+    team: str = ""
+
+
+@dataclass
+class Workload:
+    """The agents' loads, the teams' turn pointers and each contact's latest agents.
+
+    A strategy's choice changes it (the pointer advances; `moved` and `status_changed` keep the
+    loads right), so one snapshot serves a whole batch of conversations."""
+
+    #: Open and pending conversations per agent.
+    loads: dict[str, int] = field(default_factory=dict)
+    #: The member who had each team's last turn ("" or absent: nobody yet).
+    pointers: dict[str, str] = field(default_factory=dict)
+    #: Per contact, their two latest conversations with an agent, latest first:
+    #: (conversation id, agent). Two, so that the conversation being assigned can be skipped.
+    latest: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
 
     def load(self, agent: str) -> int:
-        return self._all_loads().get(agent, 0)
+        return self.loads.get(agent, 0)
 
-    def _all_loads(self) -> dict[str, int]:
-        """Open and pending conversations per agent: read once a batch, then kept up to date."""
-        if self._loads is None:
-            rows = self.session.execute(
-                select(Conversation.assignee, func.count())
-                .where(
-                    Conversation.assignee.in_(list(self.ruleset.agents)),
-                    Conversation.status.in_(LOADED_STATUSES),
-                )
-                .group_by(Conversation.assignee)
-            )
-            self._loads = {str(name): int(count) for name, count in rows}
-        return self._loads
+    def add_load(self, agent: str, change: int) -> None:
+        self.loads[agent] = max(0, self.loads.get(agent, 0) + change)
 
-    def _add_load(self, agent: str, change: int) -> None:
-        loads = self._all_loads()
-        loads[agent] = max(0, loads.get(agent, 0) + change)
-
-    def moved(self, conversation: Conversation, new_agent: str | None) -> None:
-        """Keep the loads right within the batch as conversations change hands."""
-        contact = conversation.contact_id
-        if contact is not None and new_agent:
-            # This conversation is now the contact's latest with an agent (after its history).
-            self._load_latest_assigned({contact})
-            others = [(c, a) for c, a in self._latest_assigned[contact] if c != conversation.id]
-            self._latest_assigned[contact] = [(conversation.id, new_agent), *others]
-        if conversation.assignee:
-            self._add_load(conversation.assignee, -1)
+    def moved(
+        self, conversation_id: int, contact_id: int | None, old_agent: str, new_agent: str
+    ) -> None:
+        """The conversation changed hands: loads and the contact's latest agent follow."""
+        if contact_id is not None and new_agent:
+            others = [(c, a) for c, a in self.latest.get(contact_id, []) if c != conversation_id]
+            self.latest[contact_id] = [(conversation_id, new_agent), *others]
+        if old_agent:
+            self.add_load(old_agent, -1)
         if new_agent:
-            self._add_load(new_agent, 1)
+            self.add_load(new_agent, 1)
 
-    def status_changed(self, conversation: Conversation, before: str, after: str) -> None:
-        """A rule closed (or reopened) an assigned conversation: its agent's load follows."""
-        if conversation.assignee and (before in LOADED_STATUSES) != (after in LOADED_STATUSES):
-            self._add_load(conversation.assignee, 1 if after in LOADED_STATUSES else -1)
+    def status_changed(self, assignee: str, before: str, after: str) -> None:
+        """A conversation was closed (or reopened): its agent's load follows."""
+        if assignee and (before in LOADED_STATUSES) != (after in LOADED_STATUSES):
+            self.add_load(assignee, 1 if after in LOADED_STATUSES else -1)
 
-    def why_not(self, agent: Agent, language: str, assign: Assign) -> str:
-        """Why this agent cannot take the conversation now, or "" when they can."""
-        if agent.away:
-            return "away"
-        if (
-            assign.match_language
-            and language
-            and agent.languages
-            and language not in agent.languages
-        ):
-            return f"does not speak {language}"
-        missing = [skill for skill in assign.skills if skill not in agent.skills]
-        if missing:
-            return f"lacks skill {', '.join(missing)}"
-        if agent.hours is not None and not agent.hours.is_open(self.now):
-            return f"off hours ({agent.hours.describe(self.now)})"
-        load = self.load(agent.name)
-        if load >= agent.capacity:
-            return f"at capacity ({load}/{agent.capacity})"
-        return ""
-
-    def choose(self, assign: Assign, conversation: Conversation) -> Choice:
-        if assign.agent:
-            agent = self.ruleset.agents[assign.agent]
-            reason = self.why_not(agent, conversation.language, assign)
-            note = f"assigned although {reason}" if reason else ""
-            return Choice(agent.name, conversation.team or "", "direct", note=note)
-        team = self.ruleset.teams[assign.team]
-        strategy = assign.strategy or team.strategy
-        skipped: dict[str, str] = {}
-        eligible = []
-        for name in team.members:
-            reason = self.why_not(self.ruleset.agents[name], conversation.language, assign)
-            if reason:
-                skipped[name] = reason
-            else:
-                eligible.append(name)
-        note = ""
-        if strategy == "sticky":
-            last = self._last_agent_of_contact(conversation)
-            if last in eligible:
-                return Choice(last, team.name, "sticky", skipped)
-            note = (
-                f"sticky: {last} {skipped.get(last, 'is not in the team')}, so {team.fallback}"
-                if last
-                else f"sticky: no earlier agent for this contact, so {team.fallback}"
-            )
-            strategy = team.fallback
-        ordered = self._from_pointer(team.name, team.members, eligible)
-        if not ordered:
-            return Choice("", team.name, strategy, skipped, note)
-        if strategy == "least_loaded":
-            chosen = min(ordered, key=lambda name: (self.load(name), ordered.index(name)))
-        else:
-            chosen = ordered[0]
-        self._advance(team.name, chosen)
-        return Choice(chosen, team.name, strategy, skipped, note)
-
-    def _from_pointer(self, team: str, members: tuple[str, ...], eligible: list[str]) -> list[str]:
-        """Eligible members in turn order: starting after the one who had the last turn."""
-        last = self._pointer(team)
-        start = members.index(last) + 1 if last in members else 0
-        rotated = members[start:] + members[:start]
-        return [name for name in rotated if name in eligible]
-
-    def _pointer(self, team: str) -> str:
-        if team not in self._pointers:
-            # Locked on PostgreSQL until the commit: two processes never give the same turn.
-            row = self.session.get(AssignmentPointer, team, with_for_update=True)
-            if row is None:
-                row = AssignmentPointer(team=team, last_agent="", updated_at=self.now)
-                self.session.add(row)
-            self._pointers[team] = row
-        return self._pointers[team].last_agent
-
-    def _advance(self, team: str, agent: str) -> None:
-        self._pointer(team)
-        row = self._pointers[team]
-        row.last_agent = agent
-        row.updated_at = self.now
-
-    def _load_latest_assigned(self, contacts: set[int]) -> None:
-        wanted = sorted(contact for contact in contacts if contact not in self._latest_assigned)
-        found: dict[int, list[tuple[Any, int, str]]] = {contact: [] for contact in wanted}
-        for chunk in chunked(wanted):
-            result = self.session.execute(
-                select(
-                    Conversation.contact_id,
-                    Conversation.id,
-                    Conversation.assignee,
-                    Conversation.last_message_at,
-                ).where(Conversation.contact_id.in_(chunk), Conversation.assignee.is_not(None))
-            )
-            for contact_id, conversation_id, assignee, last in result:
-                if contact_id is not None:
-                    found[contact_id].append((last, conversation_id, str(assignee)))
-        for contact, rows in found.items():
-            latest = sorted(rows, key=lambda row: (row[0] is not None, row[0], row[1]))[-2:]
-            self._latest_assigned[contact] = [(cid, agent) for _, cid, agent in reversed(latest)]
-
-    def _last_agent_of_contact(self, conversation: Conversation) -> str:
-        """The agent of the contact's latest other conversation; the two latest are read once
-        per batch for all its contacts (a query per message cost more than the rules)."""
-        contact = conversation.contact_id
-        if contact is None:
+    def last_agent_of_contact(self, contact_id: int | None, conversation_id: int | None) -> str:
+        """The agent of the contact's latest conversation other than this one, or ""."""
+        if contact_id is None:
             return ""
-        if contact not in self._latest_assigned:
-            self._load_latest_assigned({contact, *self.contacts})
-        for conversation_id, agent in self._latest_assigned.get(contact, []):
-            if conversation_id != conversation.id:
+        for other, agent in self.latest.get(contact_id, []):
+            if other != conversation_id:
                 return agent
         return ""
+
+
+def why_not(agent: Agent, language: str, assign: Assign, load: int, now: datetime) -> str:
+    """Why this agent cannot take the conversation now, or "" when they can."""
+    if agent.away:
+        return "away"
+    if assign.match_language and language and agent.languages and language not in agent.languages:
+        return f"does not speak {language}"
+    missing = [skill for skill in assign.skills if skill not in agent.skills]
+    if missing:
+        return f"lacks skill {', '.join(missing)}"
+    if agent.hours is not None and not agent.hours.is_open(now):
+        return f"off hours ({agent.hours.describe(now)})"
+    if load >= agent.capacity:
+        return f"at capacity ({load}/{agent.capacity})"
+    return ""
+
+
+def choose(
+    ruleset: RuleSet, workload: Workload, assign: Assign, candidate: Candidate, now: datetime
+) -> Choice:
+    """The agent the rule's assignment gives the conversation to, or "" with why nobody.
+
+    A team's pointer in `workload` advances to the chosen member."""
+    if assign.agent:
+        agent = ruleset.agents[assign.agent]
+        reason = why_not(agent, candidate.language, assign, workload.load(agent.name), now)
+        note = f"assigned although {reason}" if reason else ""
+        return Choice(agent.name, candidate.team, "direct", note=note)
+    team = ruleset.teams[assign.team]
+    strategy = assign.strategy or team.strategy
+    skipped: dict[str, str] = {}
+    eligible = []
+    for name in team.members:
+        agent = ruleset.agents[name]
+        reason = why_not(agent, candidate.language, assign, workload.load(name), now)
+        if reason:
+            skipped[name] = reason
+        else:
+            eligible.append(name)
+    note = ""
+    if strategy == "sticky":
+        last = workload.last_agent_of_contact(candidate.contact_id, candidate.id)
+        if last in eligible:
+            return Choice(last, team.name, "sticky", skipped)
+        note = (
+            f"sticky: {last} {skipped.get(last, 'is not in the team')}, so {team.fallback}"
+            if last
+            else f"sticky: no earlier agent for this contact, so {team.fallback}"
+        )
+        strategy = team.fallback
+    ordered = _from_pointer(workload.pointers.get(team.name, ""), team.members, eligible)
+    if not ordered:
+        return Choice("", team.name, strategy, skipped, note)
+    if strategy == "least_loaded":
+        chosen = min(ordered, key=lambda name: (workload.load(name), ordered.index(name)))
+    else:
+        chosen = ordered[0]
+    workload.pointers[team.name] = chosen
+    return Choice(chosen, team.name, strategy, skipped, note)
+
+
+def uses_contact_history(ruleset: RuleSet, assign: Assign) -> bool:
+    """Whether choosing for this assignment reads the contact's latest agents (sticky)."""
+    if assign.agent:
+        return False
+    return (assign.strategy or ruleset.teams[assign.team].strategy) == "sticky"
+
+
+def _from_pointer(last: str, members: tuple[str, ...], eligible: list[str]) -> list[str]:
+    """Eligible members in turn order: starting after the one who had the last turn."""
+    start = members.index(last) + 1 if last in members else 0
+    rotated = members[start:] + members[:start]
+    return [name for name in rotated if name in eligible]

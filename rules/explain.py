@@ -1,9 +1,10 @@
 """Why a conversation is tagged, prioritized and assigned as it is, from its audit events.
 
 The answer to "why is this assigned to Aino?" is the latest decision that set each thing, with
-the rule's name and what it matched: each rule decision is an event (rules/apply.py), so this
-reads them back rather than keeping a second record. A person's decision (`inbox conversations
-assign|unassign`, actor "person:NAME") is an event too: whichever decided last explains.
+the rule's name and what it matched: each rule decision is an event (written by inbox/routing/),
+so this reads them back rather than keeping a second record. A person's decision (`inbox
+conversations assign|unassign`, actor "person:NAME") is an event too: whichever decided last
+explains.
 """
 
 from __future__ import annotations

@@ -287,7 +287,7 @@ def _why(conversation: Conversation, events: Any) -> list[str]:
 
 # -- a person's decision ----------------------------------------------------------------------
 #
-# Loads and sticky's memory are read from the conversations' assignees (rules/assignment.py):
+# Loads and sticky's memory are read from the conversations' assignees (inbox/routing/workload.py):
 # setting the assignee in the transaction is all the bookkeeping there is. A team's round-robin
 # pointer moves only when a strategy picks, as with a rule's `assign: {agent: ...}`.
 

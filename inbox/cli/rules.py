@@ -241,7 +241,7 @@ _Contexts = dict[int, tuple[dict[str, Any], int | None]]
 def _facts_of_message(
     session: Session, message: Message, now: datetime, contexts: _Contexts | None = None
 ) -> Facts:
-    from rules.apply import facts_from_columns, stored_context
+    from inbox.routing.stored_facts import facts_from_columns, stored_context
 
     conversation = message.conversation
     contexts = {} if contexts is None else contexts
@@ -344,7 +344,7 @@ def _choice(
     conversation: Conversation | None,
 ) -> str:
     """Who the strategy would pick now, from the store's loads; rolled back, nothing kept."""
-    from rules.assignment import Assigner
+    from inbox.routing.workload import StoredWorkload
 
     decisions = evaluation.decisions
     assert decisions.assign is not None
@@ -371,7 +371,7 @@ def _choice(
             )
             if conversation is not None:
                 target = session.merge(conversation)
-            choice = Assigner(session, compiled.ruleset, evaluation.facts.now).choose(
+            choice = StoredWorkload(session, compiled.ruleset, evaluation.facts.now).choose(
                 assign, target
             )
             session.rollback()

@@ -1,7 +1,8 @@
 """The notifier: outbox rows out to Slack, each exactly once, none holding up the others.
 
-Rows are written by the rules in the batch's transaction (rules/apply.py), so a ping exists if
-and only if its decision was committed. Here they are claimed, sent, and their outcome recorded:
+Rows are written by routing (inbox/routing/writer.py) in the transaction of the decision, so a
+ping exists if and only if its decision was committed. Here they are claimed, sent, and their
+outcome recorded:
 
 - **Claimed** in a short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
   daemons share the work): status `sending`, with a lease in `next_attempt_at`.

@@ -82,7 +82,7 @@ class BatchResult:
 
 @dataclass
 class Arrival:
-    """A message stored by this batch, as the rules see it (rules/apply.py)."""
+    """A message stored by this batch, as the rules see it (inbox/routing/rules_pass.py)."""
 
     conversation: Conversation
     message_id: int | None

@@ -270,8 +270,8 @@ def test_a_reply_to_a_closed_conversation_is_assigned_again(
 
 
 def test_replaying_a_batch_never_pings_twice(store: Store, desk: RulesInForce) -> None:
+    from inbox.routing.rules_pass import run_rules
     from inbox.store.batch_writer import Arrival
-    from rules.apply import run_rules
 
     pipeline = make_pipeline(store, clock=at(WORKDAY_NOON), rules=desk)  # type: ignore[arg-type]
     ingest(pipeline, raw(mail(message_id="v1", sender="ceo@bigcorp.example", body="Hello")))

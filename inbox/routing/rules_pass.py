@@ -15,123 +15,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from inbox.normalize.addresses import normalize_address
+from inbox.routing.stored_facts import facts_from_columns, tags_by_owner
+from inbox.routing.workload import StoredWorkload
+from inbox.routing.writer import NOTIFY_PING, QUEUED_PING, RoutingWriter
 from inbox.store.batch_writer import Arrival
-from inbox.store.models import (
-    Contact,
-    ContactTag,
-    Conversation,
-    ConversationTag,
-    Event,
-    OutboxItem,
-    Tag,
-)
+from inbox.store.models import Contact, ContactTag, Conversation, ConversationTag, Event, Tag
 from inbox.store.sql import chunked, insert_ignore_many
-from rules.assignment import Assigner
 from rules.engine import CompiledRules, Evaluation
-from rules.facts import Facts
-from rules.model import Agent
+from rules.model import Assign
 
 log = structlog.get_logger(__name__)
-
-
-def facts_from_columns(
-    columns: Mapping[str, Any],
-    attachments: Sequence[Mapping[str, Any]],
-    conversation: Conversation,
-    *,
-    now: datetime,
-    new_conversation: bool,
-    tags: frozenset[str],
-    contact_known: bool,
-    contact_conversations: int,
-    contact_tags: frozenset[str],
-    message_count: int = 0,
-) -> Facts:
-    """Facts of a stored message (the same columns in the batch writer and in the store)."""
-    created = conversation.created_at or now
-    return Facts(
-        now=now,
-        channel=columns.get("channel") or "email",
-        connector=columns.get("connector") or "",
-        from_address=_matched_form(columns.get("from_address") or ""),
-        from_name=columns.get("from_name") or "",
-        to=tuple(columns.get("to_addresses") or ()),
-        cc=tuple(columns.get("cc_addresses") or ()),
-        subject=columns.get("subject") or "",
-        body=columns.get("new_text") or columns.get("text") or "",
-        headers=dict(columns.get("headers") or {}),
-        attachment_types=tuple(a["content_type"] for a in attachments),
-        attachment_names=tuple(a["filename"] for a in attachments if a["filename"]),
-        language=columns.get("language") or "",
-        auto_submitted=bool(columns.get("auto_submitted")),
-        bulk=bool(columns.get("bulk") or columns.get("list_mail")),
-        new_conversation=new_conversation,
-        status=conversation.status,
-        tags=tags,
-        priority=conversation.priority,
-        assignee=conversation.assignee or "",
-        team=conversation.team or "",
-        message_count=message_count or conversation.message_count,
-        age=max(now - created, timedelta(0)),
-        contact_known=contact_known,
-        contact_conversations=contact_conversations,
-        contact_tags=contact_tags,
-    )
-
-
-def _matched_form(address: str) -> str:
-    """The message keeps a mail address as the sender wrote it; rules see the form identities
-    match on, the same as on arrival. Phone numbers and Slack ids have no "@" and stay."""
-    return normalize_address(address) if "@" in address else address
-
-
-def stored_context(session: Session, conversation: Conversation) -> dict[str, Any]:
-    """The conversation and contact facts of a stored conversation, as they are now (for
-    `inbox rules test --conversation` and `replay`, which judge stored messages)."""
-    contact = conversation.contact_id
-    tags = tags_by_owner(session, ConversationTag.conversation_id, [conversation.id])
-    contact_tags = tags_by_owner(session, ContactTag.contact_id, [contact] if contact else [])
-    earlier = 0
-    if contact is not None:
-        earlier = (
-            session.scalar(
-                select(func.count())
-                .select_from(Conversation)
-                .where(
-                    Conversation.contact_id == contact,
-                    Conversation.created_at < conversation.created_at,
-                )
-            )
-            or 0
-        )
-    return {
-        "tags": frozenset(tags.get(conversation.id, ())),
-        "contact_known": earlier > 0,
-        "contact_conversations": int(earlier),
-        "contact_tags": frozenset(contact_tags.get(contact or 0, ())),
-    }
-
-
-def tags_by_owner(session: Session, owner: Any, ids: Sequence[int]) -> dict[int, set[str]]:
-    """Tag names per conversation (`ConversationTag.conversation_id`) or contact
-    (`ContactTag.contact_id`)."""
-    link = owner.class_
-    found: dict[int, set[str]] = {}
-    for chunk in chunked(list(ids)):
-        rows = session.execute(
-            select(owner, Tag.name).join(Tag, Tag.id == link.tag_id).where(owner.in_(chunk))
-        )
-        for owner_id, name in rows:
-            found.setdefault(owner_id, set()).add(name)
-    return found
 
 
 @dataclass
@@ -191,21 +91,6 @@ def run_rules(
     return evaluations
 
 
-def assignment_payload(
-    agent: Agent, *, previous: str, team: str, rule: str, why: str
-) -> dict[str, Any]:
-    """What a `slack.assignment` row carries to the notifier (inbox/outbox/notifier.py), the same
-    whether a rule assigned or a person did (`inbox conversations assign`, where rule is "")."""
-    return {
-        "agent": agent.name,
-        "slack_user": agent.slack,
-        "previous_agent": previous,
-        "team": team,
-        "rule": rule,
-        "why": why,
-    }
-
-
 class RulesPass:
     """Evaluates and applies the rules for one batch, inside its transaction."""
 
@@ -223,13 +108,12 @@ class RulesPass:
         self.ruleset = compiled.ruleset
         self.now = now
         self.batch_started = batch_started
-        self.assigner = Assigner(session, self.ruleset, now)
+        self.workload = StoredWorkload(session, self.ruleset, now)
+        self.writer = RoutingWriter(session, now, rules_version=compiled.version)
         self._tag_ids: dict[str, int] = {}
         self.log = log.bind(rules_version=compiled.version)
-        # Rows written together at the end of the pass (a statement per row cost more than
-        # the rules themselves): events, outbox items, and tags as (owner id, tag name).
-        self._events: list[dict[str, Any]] = []
-        self._outbox_rows: list[dict[str, Any]] = []
+        # Written together at the end of the pass (a statement per row cost more than the
+        # rules themselves), with the writer's events and outbox rows: tags as (owner, name).
         self._new_conversation_tags: list[tuple[int, str]] = []
         self._new_contact_tags: list[tuple[int, str]] = []
 
@@ -239,7 +123,7 @@ class RulesPass:
         conversations = {a.conversation.id: a.conversation for a in arrivals}
         tags = tags_by_owner(self.session, ConversationTag.conversation_id, list(conversations))
         contacts = {c.contact_id for c in conversations.values() if c.contact_id is not None}
-        self.assigner.contacts = contacts
+        self.workload.contacts = contacts
         contact_tags = tags_by_owner(self.session, ContactTag.contact_id, sorted(contacts))
         before = self._conversations_before_batch(sorted(contacts))
         known = self._contacts_known_before(sorted(contacts))
@@ -279,9 +163,9 @@ class RulesPass:
                 contact_tags.setdefault(contact or 0, set()),
             )
             evaluations.append(evaluation)
-        self._write_rows()
         if self.tally is not None:
-            self.tally.count(self._events)
+            self.tally.count(self.writer.events)
+        self._write_rows()
         return evaluations
 
     def _write_rows(self) -> None:
@@ -301,9 +185,7 @@ class RulesPass:
             [{"contact_id": o, "tag_id": tag_ids[t]} for o, t in self._new_contact_tags],
             ["contact_id", "tag_id"],
         )
-        insert_ignore_many(self.session, OutboxItem, self._outbox_rows, ["idempotency_key"])
-        if self._events:
-            self.session.execute(insert(cast(Table, Event.__table__)), self._events)
+        self.writer.flush()
 
     # -- writing decisions -------------------------------------------------------------------
 
@@ -358,7 +240,7 @@ class RulesPass:
                 "to": setting.value,
                 "matched": matched[setting.rule],
             }
-            self.assigner.status_changed(conversation, conversation.status, setting.value)
+            self.workload.status_changed(conversation, conversation.status, setting.value)
             conversation.status = setting.value
             if setting.value == "closed":
                 conversation.closed_at = self.now
@@ -375,12 +257,14 @@ class RulesPass:
         for notify, rule in decisions.notify.values():
             self._notify(arrival, notify.target(), notify.text, rule, matched[rule])
 
-    def _assign(self, arrival: Arrival, assign: Any, rule: str, matched: Mapping[str, str]) -> None:
+    def _assign(
+        self, arrival: Arrival, assign: Assign, rule: str, matched: Mapping[str, str]
+    ) -> None:
         conversation = arrival.conversation
         reopened_or_new = arrival.new_conversation or arrival.reopened
         if conversation.assignee and not (reopened_or_new or assign.reassign):
             return  # a follow-up in an assigned conversation: its agent keeps it
-        choice = self.assigner.choose(assign, conversation)
+        choice = self.workload.choose(assign, conversation)
         detail: dict[str, Any] = {
             "strategy": choice.strategy,
             "team": choice.team,
@@ -404,9 +288,9 @@ class RulesPass:
             team = self.ruleset.teams.get(choice.team) if choice.team else None
             if team is not None and team.slack_channel:
                 # Nobody free: the team's channel hears of it, so someone can pick it up.
-                self._outbox(
-                    arrival,
-                    kind="slack.queued",
+                self.writer.outbox(
+                    conversation.id,
+                    kind=QUEUED_PING,
                     key=f"queued:{conversation.id}:{arrival.message_id}:{team.name}",
                     payload={
                         "team": team.name,
@@ -420,25 +304,20 @@ class RulesPass:
         conversation.team = choice.team or conversation.team
         if choice.agent == conversation.assignee:
             return  # theirs already: no new event, no second ping
-        previous = conversation.assignee
-        self.assigner.moved(conversation, choice.agent)
-        conversation.assignee = choice.agent
-        detail.update({"agent": choice.agent, "from": previous or ""})
-        self._event(arrival, "assigned", rule, detail)
+        self.workload.moved(conversation, choice.agent)
+        self.writer.assign(
+            conversation,
+            self.ruleset.agents[choice.agent],
+            team=conversation.team or "",
+            actor=f"rule:{rule}",
+            detail=detail,
+            rule=rule,
+            why=matched[rule],
+            ping_key=f"assign:{conversation.id}:{arrival.message_id}:{choice.agent}",
+            message_id=arrival.message_id,
+        )
         self.log.info(
             "conversation_assigned", conversation_id=conversation.id, agent=choice.agent, rule=rule
-        )
-        self._outbox(
-            arrival,
-            kind="slack.assignment",
-            key=f"assign:{conversation.id}:{arrival.message_id}:{choice.agent}",
-            payload=assignment_payload(
-                self.ruleset.agents[choice.agent],
-                previous=previous or "",
-                team=choice.team,
-                rule=rule,
-                why=matched[rule],
-            ),
         )
 
     def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
@@ -451,9 +330,9 @@ class RulesPass:
         else:
             payload["slack_channel"] = name
         conversation = arrival.conversation
-        self._outbox(
-            arrival,
-            kind="slack.notify",
+        self.writer.outbox(
+            conversation.id,
+            kind=NOTIFY_PING,
             key=f"notify:{conversation.id}:{arrival.message_id}:{rule}:{target}",
             payload=payload,
         )
@@ -467,32 +346,8 @@ class RulesPass:
         self.log.debug(
             "rule_decision", conversation_id=arrival.conversation.id, rule=rule, decision=kind
         )
-        self._events.append(
-            {
-                "conversation_id": arrival.conversation.id,
-                "message_id": arrival.message_id,
-                "kind": kind,
-                "actor": f"rule:{rule}"[:200],
-                "detail": {**detail, "rules_version": self.compiled.version},
-                "created_at": self.now,
-            }
-        )
-
-    def _outbox(self, arrival: Arrival, *, kind: str, key: str, payload: dict[str, Any]) -> None:
-        """Idempotent on its key: replaying a batch after a crash never pings twice."""
-        self._outbox_rows.append(
-            {
-                "kind": kind,
-                "idempotency_key": key[:200],
-                "conversation_id": arrival.conversation.id,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": self.now,
-                "last_error": "",
-                "result": {},
-                "created_at": self.now,
-            }
+        self.writer.event(
+            arrival.conversation.id, kind, f"rule:{rule}", detail, message_id=arrival.message_id
         )
 
     def _tag_ids_of(self, names: set[str]) -> dict[str, int]:

@@ -1,0 +1,93 @@
+"""A person's assignment (`inbox conversations assign/unassign`, and the Slack buttons and web
+desk to come): recorded as a rule's is, by the same writer (an event naming who decided, the
+assignee, a ping through the outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from inbox.routing.workload import StoredWorkload
+from inbox.routing.writer import RoutingWriter
+from inbox.store.models import Conversation, utcnow
+from rules.model import Agent, Assign, RuleSet
+
+
+class NoSuchConversation(LookupError):
+    def __init__(self, conversation_id: int) -> None:
+        super().__init__(f"no conversation {conversation_id}")
+
+
+@dataclass(frozen=True)
+class Assigned:
+    previous: str
+    team: str
+    #: Why a strategy would have passed the agent over ("off hours (...)"), or "".
+    warning: str = ""
+    changed: bool = True
+
+
+def assign_by_person(
+    session: Session,
+    ruleset: RuleSet,
+    conversation_id: int,
+    agent: Agent,
+    *,
+    team_name: str | None,
+    person: str,
+    note: str,
+) -> Assigned:
+    """The assignee, the event and the ping, in the caller's transaction. Unlike a rule, a
+    person may give it to an agent who is off hours, away or at capacity: the reason a strategy
+    would have passed them over is returned and recorded as a warning."""
+    conversation = locked_conversation(session, conversation_id)
+    previous = conversation.assignee or ""
+    if previous == agent.name:
+        return Assigned(previous, conversation.team or "", changed=False)
+    now = utcnow()
+    warning = StoredWorkload(session, ruleset, now).why_not(
+        agent, conversation.language, Assign(agent=agent.name)
+    )
+    team = team_name or team_for(ruleset, agent.name, conversation.team or "")
+    detail: dict[str, Any] = {"agent": agent.name, "from": previous, "team": team, "note": note}
+    if warning:
+        detail["warning"] = warning
+    writer = RoutingWriter(session, now)
+    writer.assign(
+        conversation,
+        agent,
+        team=team,
+        actor=f"person:{person}",
+        detail=detail,
+        why=f"assigned by {person}",
+        ping_extra={"by": person, "note": note},
+    )
+    writer.flush()
+    return Assigned(previous, team, warning)
+
+
+def unassign_by_person(session: Session, conversation_id: int, *, person: str) -> Assigned:
+    """Take the conversation from its agent: it waits in its team's queue. Nobody is pinged."""
+    conversation = locked_conversation(session, conversation_id)
+    team = conversation.team or ""
+    writer = RoutingWriter(session, utcnow())
+    previous = writer.unassign(conversation, actor=f"person:{person}")
+    writer.flush()
+    return Assigned(previous, team, changed=bool(previous))
+
+
+def team_for(ruleset: RuleSet, agent: str, current: str) -> str:
+    """The conversation's team if the agent is in it, else the agent's first team."""
+    teams = [team.name for team in ruleset.teams.values() if agent in team.members]
+    return current if current in teams or not teams else teams[0]
+
+
+def locked_conversation(session: Session, conversation_id: int) -> Conversation:
+    # Locked until the commit on PostgreSQL, so that the rules of a batch cannot assign it in
+    # between (on SQLite the writer's transaction holds the whole database).
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NoSuchConversation(conversation_id)
+    return conversation
