@@ -143,7 +143,7 @@ def settings_for(store: Store, tmp_path: Path, name: str = "data", **ingest: obj
 
 def lease_held(daemon: Daemon) -> float:
     """inbox_connector_lease_held of the "mail" connector, as /metrics shows it."""
-    [family] = [f for f in DaemonCollector(daemon).collect() if f.name.endswith("lease_held")]
+    [family] = [f for f in DaemonCollector(daemon.view).collect() if f.name.endswith("lease_held")]
     [sample] = [sample for sample in family.samples if sample.labels == {"connector": "mail"}]
     return sample.value
 
@@ -184,7 +184,7 @@ def test_two_daemons_on_one_store_poll_a_connector_one_at_a_time(
     wait_for(lambda: waiting.states[0].standby is not None, "the second to stand by")
     time.sleep(1)  # a few more polls by the holder, and looks by the other
     assert stored_by() == [40, 0]  # one daemon read the folder, once
-    [standby] = [c for c in report(waiting)["connectors"] if c["name"] == "mail"]
+    [standby] = [c for c in report(waiting.view())["connectors"] if c["name"] == "mail"]
     assert standby["state"] == "standby"
     assert standby["lease_held_by"] == holder.leases.holder
     assert [lease_held(daemon) for daemon in daemons] == [1, 0]

@@ -35,7 +35,9 @@ from inbox.config import ConfigError, Settings
 from inbox.outbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Fence, Pipeline
 from inbox.raw import Batch
+from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier
+from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
 from inbox.service.web import WebServer
 from inbox.store.db import make_engine, make_sessionmaker, upgrade
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
@@ -149,6 +151,53 @@ class Daemon:
         self.started_at = time.time()
         #: Connectors whose last poll failed when the run ended (`--once` exits 1 on any).
         self.failed_connectors: list[str] = []
+
+    def view(self) -> DaemonView:
+        """What the health pages show, copied now: they read no state of the daemon's own."""
+        rules = None
+        if self.rules is not None:
+            current = self.rules.current
+            rules = RulesView(
+                version=current.version,
+                reloads=self.rules.reloads,
+                failed_reloads=self.rules.failed_reloads,
+                rule_names=tuple(rule.name for rule in current.ruleset.rules),
+                agent_names=tuple(current.ruleset.agents),
+            )
+        return DaemonView(
+            started_at=self.started_at,
+            connectors=tuple(self._connector_view(state) for state in self.states),
+            readers=self.pipeline.readers,
+            rules=rules,
+        )
+
+    def _connector_view(self, state: _ConnectorState) -> ConnectorView:
+        connector = state.connector
+        spool = None
+        if state.spool is not None and isinstance(connector, WebhookFed):
+            try:
+                waiting: int | None = connector.spooled_count()
+            except OSError:
+                waiting = None
+            lane = state.spool
+            spool = SpoolView(lane.failures, lane.last_error, lane.last_success, waiting)
+        with state.lock:
+            totals = BatchResult()
+            totals.add(state.totals)
+        return ConnectorView(
+            name=connector.name,
+            channel=connector.channel,
+            health=state.health,
+            failing=tuple(state.failing),
+            failures_in_a_row=state.failures,
+            failures_total=state.failures_total,
+            last_error=state.last_error,
+            last_success=state.last_success,
+            lease_held_by=None if state.standby is None else state.standby.holder,
+            lease_held=self.leases.holds(connector.name),
+            totals=totals,
+            spool=spool,
+        )
 
     def url_for_humans(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -296,8 +345,6 @@ class Daemon:
     def _start_web(self) -> None:
         """Webhooks, /healthz and /metrics. A port that cannot be had is logged and the daemon
         goes on without them: webhook connectors still catch up through their APIs."""
-        from inbox.service.health import pages
-
         if not self.settings.web.enabled:
             return
         host, port = self.settings.web.host_port
@@ -308,7 +355,7 @@ class Daemon:
                 port=port,
                 max_body_bytes=self.settings.web.max_body_bytes,
                 threads=self.settings.web.threads,
-                pages=pages(self),
+                pages=pages(self.view),
             ).start()
         except OSError as error:
             log.error("web_not_started", listen=self.settings.web.listen, error=str(error))

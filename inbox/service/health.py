@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,12 +24,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import WebhookFed
+from inbox.service.view import ConnectorView, DaemonView, SpoolView, ViewSource
 from inbox.store.models import OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
-
-if TYPE_CHECKING:
-    from inbox.service.daemon import Daemon, _ConnectorState
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -68,30 +65,11 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
     return StoreView(True, outbox=outbox, oldest_pending_seconds=age)
 
 
-def report(daemon: Daemon) -> dict[str, Any]:
+def report(daemon: DaemonView) -> dict[str, Any]:
     """The daemon's state as /healthz and `inbox status` show it."""
-    store = store_view(daemon.pipeline.readers)
+    store = store_view(daemon.readers)
     now = time.time()
-    connectors = []
-    for state in daemon.states:
-        connectors.append(
-            {
-                "name": state.connector.name,
-                "channel": state.connector.channel,
-                "state": state.health,
-                #: Another daemon on the same store polls it (inbox/store/leases.py); null: us.
-                "lease_held_by": None if state.standby is None else state.standby.holder,
-                #: What fails and why, for a person: ["catch-up: Slack answered ..."].
-                "failing": state.failing,
-                "failures_in_a_row": state.failures,
-                "last_error": state.last_error,
-                "last_success_seconds_ago": _ago(now, state.last_success),
-                "stored": state.totals.stored,
-                "duplicates": state.totals.duplicates,
-                "raw_only": state.totals.raw_only,
-                "spool": None if state.spool is None else _spool(state, now),
-            }
-        )
+    connectors = [_connector(state, now) for state in daemon.connectors]
     degraded = [c["name"] for c in connectors if c["state"] == "degraded"]
     rules = daemon.rules
     return {
@@ -106,10 +84,29 @@ def report(daemon: Daemon) -> dict[str, Any]:
         "rules": None
         if rules is None
         else {
-            "version": rules.current.version,
+            "version": rules.version,
             "reloads": rules.reloads,
             "failed_reloads": rules.failed_reloads,
         },
+    }
+
+
+def _connector(state: ConnectorView, now: float) -> dict[str, Any]:
+    return {
+        "name": state.name,
+        "channel": state.channel,
+        "state": state.health,
+        #: Another daemon on the same store polls it (inbox/store/leases.py); null: us.
+        "lease_held_by": state.lease_held_by,
+        #: What fails and why, for a person: ["catch-up: Slack answered ..."].
+        "failing": list(state.failing),
+        "failures_in_a_row": state.failures_in_a_row,
+        "last_error": state.last_error,
+        "last_success_seconds_ago": _ago(now, state.last_success),
+        "stored": state.totals.stored,
+        "duplicates": state.totals.duplicates,
+        "raw_only": state.totals.raw_only,
+        "spool": None if state.spool is None else _spool(state.spool, now),
     }
 
 
@@ -117,17 +114,11 @@ def _ago(now: float, then: float) -> float | None:
     return round(now - then, 1) if then else None
 
 
-def _spool(state: _ConnectorState, now: float) -> dict[str, Any]:
+def _spool(lane: SpoolView, now: float) -> dict[str, Any]:
     """A webhook connector's spool: stored apart from its catch-up, so it has its own state."""
-    lane = state.spool
-    assert lane is not None and isinstance(state.connector, WebhookFed)
-    try:
-        waiting: int | None = state.connector.spooled_count()
-    except OSError:
-        waiting = None
     return {
-        "state": "degraded" if lane.failures else ("ok" if lane.last_success else "starting"),
-        "waiting": waiting,
+        "state": lane.health,
+        "waiting": lane.waiting,
         "failures_in_a_row": lane.failures,
         "last_error": lane.last_error,
         "last_success_seconds_ago": _ago(now, lane.last_success),
@@ -137,11 +128,11 @@ def _spool(state: _ConnectorState, now: float) -> dict[str, Any]:
 class DaemonCollector(Collector):
     """Prometheus metrics read from the daemon at scrape time."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: ViewSource) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        daemon = self.daemon
+        daemon = self.view()
         ingested = CounterMetricFamily(
             "inbox_messages_ingested", "Messages stored", labels=["connector", "channel"]
         )
@@ -178,22 +169,21 @@ class DaemonCollector(Collector):
         if daemon.rules is not None:
             # Every rule and agent in force from the start, at 0: a series that appears only
             # once counted leaves rate() and absence alerts nothing to work with.
-            ruleset = daemon.rules.current.ruleset
-            decisions.update(dict.fromkeys((rule.name for rule in ruleset.rules), 0))
-            assignments.update(dict.fromkeys(ruleset.agents, 0))
+            decisions.update(dict.fromkeys(daemon.rules.rule_names, 0))
+            assignments.update(dict.fromkeys(daemon.rules.agent_names, 0))
         now = time.time()
-        for state in daemon.states:
-            name = state.connector.name
+        for state in daemon.connectors:
+            name = state.name
             totals = state.totals
-            ingested.add_metric([name, state.connector.channel], totals.stored)
+            ingested.add_metric([name, state.channel], totals.stored)
             duplicates.add_metric([name], totals.duplicates)
             errors.add_metric([name, "parse_error"], totals.parse_errors)
             errors.add_metric([name, "raw_only"], totals.raw_only)
             errors.add_metric([name, "crashed"], totals.crashed)
             failures.add_metric([name], state.failures_total)
-            up.add_metric([name], 0 if state.failures else 1)
+            up.add_metric([name], 0 if state.failures_in_a_row else 1)
             lag.add_metric([name], now - (state.last_success or daemon.started_at))
-            leased.add_metric([name], 1 if daemon.leases.holds(name) else 0)
+            leased.add_metric([name], 1 if state.lease_held else 0)
             decisions.update(totals.rule_decisions)
             assignments.update(totals.assignments)
         yield from (ingested, duplicates, errors, failures, up, lag, leased)
@@ -209,7 +199,7 @@ class DaemonCollector(Collector):
         for agent, count in sorted(assignments.items()):
             by_agent.add_metric([agent], count)
         yield by_agent
-        store = store_view(daemon.pipeline.readers)
+        store = store_view(daemon.readers)
         yield GaugeMetricFamily("inbox_store_up", "1 if the store answers", value=int(store.ok))
         outbox = GaugeMetricFamily("inbox_outbox_items", "Outbox rows by status", labels=["status"])
         for status, count in store.outbox.items():
@@ -229,13 +219,13 @@ class DaemonCollector(Collector):
         yield reloads
 
 
-def pages(daemon: Daemon) -> dict[str, Handler]:
-    """/healthz and /metrics for the daemon's web server."""
+def pages(view: ViewSource) -> dict[str, Handler]:
+    """/healthz and /metrics for the daemon's web server, each from a fresh view."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DaemonCollector(daemon))
+    registry.register(DaemonCollector(view))
 
     def healthz(_request: WebRequest) -> WebResponse:
-        body = report(daemon)
+        body = report(view())
         status = 503 if body["status"] == "failing" else 200
         return WebResponse(
             status, json.dumps(body, indent=2).encode() + b"\n", content_type="application/json"

@@ -64,6 +64,8 @@ class BatchResult:
     rule_decisions: Counter[str] = field(default_factory=Counter)
     assignments: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: The batch's own conversations (for its log line); running totals do not keep them, as
+    #: a daemon's would grow by an id for every message it stores.
     conversation_ids: list[int] = field(default_factory=list)
 
     def add(self, other: BatchResult) -> None:
@@ -77,7 +79,6 @@ class BatchResult:
         self.rule_decisions.update(other.rule_decisions)
         self.assignments.update(other.assignments)
         self.seconds += other.seconds
-        self.conversation_ids.extend(other.conversation_ids)
 
 
 @dataclass
