@@ -4,16 +4,25 @@ A connector talks to its upstream only. It yields batches of raw messages, each 
 that becomes true once the batch is stored; it never touches the store or the rules. Concrete
 connectors register through the `inbox.connectors` entry-point group, so a third party can ship
 one as its own package and the core never imports one by name.
+
+What a connector may do beyond `fetch` is declared here as its own Protocol (`Configured`,
+`Watched`, `WebhookReceiver`, `WebhookFed`), so that the daemon asks `isinstance` of a named
+ability and a third party reads in one file what it can offer, instead of the daemon probing
+attributes by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from inbox.raw import Batch, Channel
+from inbox.webhook import Handler
+
+#: How often a connector that says nothing of it is polled.
+DEFAULT_POLL_SECONDS = 30.0
 
 
 class ConnectorConfig(BaseModel):
@@ -24,7 +33,7 @@ class ConnectorConfig(BaseModel):
     name: str
     type: str
     enabled: bool = True
-    poll_seconds: float = 30
+    poll_seconds: float = DEFAULT_POLL_SECONDS
 
 
 @runtime_checkable
@@ -48,6 +57,39 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Configured(Protocol):
+    """A connector that keeps its settings model: the daemon polls it every
+    `config.poll_seconds`, and `inbox sync --since` may set a `since` it declares."""
+
+    config: ConnectorConfig
+
+
+def poll_seconds(connector: Connector) -> float:
+    """Seconds between two polls of `connector` (for a watched or webhook-fed one: between two
+    looks of the safety net)."""
+    if isinstance(connector, Configured):
+        return float(connector.config.poll_seconds)
+    return DEFAULT_POLL_SECONDS
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A connector that learns of new messages without polling (IMAP IDLE, a webhook delivery
+    just spooled): it calls `notify`, from any thread, and the daemon fetches at once. `close`
+    ends what `watch` started."""
+
+    def watch(self, notify: Callable[[], None]) -> None: ...
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """A connector whose upstream pushes to us: each path of the daemon's web server that it
+    takes, to the handler that verifies a delivery (its signature) before anything is kept."""
+
+    def webhooks(self) -> Mapping[str, Handler]: ...
 
 
 class UpstreamError(Exception):

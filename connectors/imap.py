@@ -33,16 +33,15 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import structlog
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED, SEEN
-from pydantic import Field, model_validator
 
 from connectors.base import ConnectorConfig
+from connectors.imap_config import ImapConfig
 from connectors.imap_idle import IdleWatcher
 from connectors.imap_session import (
     CONNECTION_ERRORS,
@@ -53,57 +52,15 @@ from connectors.imap_session import (
     open_session,
 )
 from inbox.raw import Batch, Channel, RawMessage
-from inbox.secrets import SecretSource
 
 log = structlog.get_logger(__name__)
 
-#: RFC 2177: a client should renew its IDLE within 29 minutes, or the server may drop it.
-IDLE_LIMIT_SECONDS = 29 * 60
 #: The keyword (RFC 3501 flag) on mail we moved but could not expunge alone (no UIDPLUS).
 MOVED_KEYWORD = "$InboxMoved"
 #: UIDs per RFC822.SIZE request while planning a fetch.
 SIZE_WINDOW = 2_000
 _FULL = [b"BODY.PEEK[]", b"INTERNALDATE", b"RFC822.SIZE"]
 _HEADER_ONLY = [b"BODY.PEEK[HEADER]", b"INTERNALDATE", b"RFC822.SIZE"]
-
-
-class ImapConfig(ConnectorConfig):
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
-    security: Literal["tls", "starttls", "none"] = "tls"
-    ca_file: Path | None = None
-    username: str
-    auth: Literal["login", "xoauth2"] = "login"
-    password: SecretSource | None = None
-    token: SecretSource | None = None
-    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
-    since: date | None = None
-    after_ingest: Literal["leave", "seen", "move"] = "leave"
-    move_to: str | None = None
-    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    #: Bytes of mail one fetch may hold in memory (besides one message over it, alone).
-    batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
-    idle: bool = True
-    idle_renew_seconds: float = Field(default=25 * 60, gt=0, le=IDLE_LIMIT_SECONDS)
-    #: With IDLE, polling is only the safety net for a watcher that went quiet.
-    poll_seconds: float = Field(default=60, gt=0)
-    timeout_seconds: float = Field(default=60, gt=0)
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (993 if self.security == "tls" else 143)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ImapConfig:
-        if self.auth == "login" and self.password is None:
-            raise ValueError("auth = 'login' needs password (a {file|env|credential} source)")
-        if self.auth == "xoauth2" and self.token is None:
-            raise ValueError("auth = 'xoauth2' needs token (a {file|env|credential|command})")
-        if self.after_ingest == "move" and not self.move_to:
-            raise ValueError("after_ingest = 'move' needs move_to (a folder name)")
-        if self.move_to and self.move_to in self.folders:
-            raise ValueError(f"move_to '{self.move_to}' is one of the folders read")
-        return self
 
 
 class ImapConnector:

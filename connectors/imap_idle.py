@@ -30,7 +30,7 @@ from connectors.imap_session import (
 if TYPE_CHECKING:
     from imapclient import IMAPClient
 
-    from connectors.imap import ImapConfig
+    from connectors.imap_config import ImapConfig
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from connectors.base import UpstreamError
 from inbox.secrets import Secret, SecretError
 
 if TYPE_CHECKING:
-    from connectors.imap import ImapConfig
+    from connectors.imap_config import ImapConfig
 
 
 class ImapError(UpstreamError):

@@ -189,6 +189,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     Safe to interrupt and run again: it goes on from the last stored batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from connectors.base import Configured
     from inbox.pipeline import BatchResult, Pipeline
     from inbox.service.plugins import build_connectors
     from inbox.store.db import make_engine, make_sessionmaker, upgrade
@@ -205,10 +206,12 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         known = ", ".join(sorted(connectors)) or "none enabled"
         raise click.ClickException(f"no enabled connector named {connector_name!r} ({known})")
     if since is not None:
-        config = getattr(connector, "config", None)
-        if config is None or "since" not in type(config).model_fields:
+        if (
+            not isinstance(connector, Configured)
+            or "since" not in type(connector.config).model_fields
+        ):
             raise click.ClickException(f"connector {connector_name!r} has no `since` option")
-        connector.config = config.model_copy(update={"since": since.date()})  # type: ignore[attr-defined]
+        connector.config = connector.config.model_copy(update={"since": since.date()})
     rules = rules_in_force(settings)
     url = settings.effective_database_url
     upgrade(url)

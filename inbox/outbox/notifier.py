@@ -45,6 +45,15 @@ from inbox.outbox.slack_messages import ConversationView
 from inbox.secrets import Secret
 from inbox.store.db import transaction
 from inbox.store.models import Contact, Conversation, Message, OutboxItem, utcnow
+from inbox.store.outbox_kinds import (
+    SLACK_KINDS,
+    AssignmentPing,
+    NotifyPing,
+    OutboxPayload,
+    QueuedPing,
+    read_payload,
+    slack_target,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +83,7 @@ PERMANENT_ERRORS = frozenset(
         "message_not_found",
     }
 )
-KINDS = ("slack.assignment", "slack.queued", "slack.notify")
+KINDS = SLACK_KINDS
 
 
 @dataclass
@@ -83,7 +92,7 @@ class _Row:
     kind: str
     key: str
     conversation_id: int | None
-    payload: dict[str, Any]
+    payload: OutboxPayload
     attempts: int
     #: Set when an earlier attempt may have posted without our knowing (a lapsed lease, or a
     #: post that got no answer): when the first such attempt began.
@@ -250,10 +259,11 @@ class Notifier:
             )
             held_conversations: set[int] = set()
             for item in session.scalars(query):
+                payload = read_payload(item.kind, item.payload)
                 if (
                     item.conversation_id in held_conversations
-                    or self._held(item.payload, now)
-                    or not self._pacer.take(_target(item.payload), now)
+                    or self._held(payload, now)
+                    or not self._pacer.take(slack_target(payload), now)
                 ):
                     if item.conversation_id is not None:
                         held_conversations.add(item.conversation_id)
@@ -270,7 +280,7 @@ class Notifier:
                         item.kind,
                         item.idempotency_key,
                         item.conversation_id,
-                        dict(item.payload),
+                        payload,
                         item.attempts,
                         lapsed,
                     )
@@ -297,8 +307,8 @@ class Notifier:
             with transaction(self.writers) as session:
                 session.execute(update(OutboxItem), rows)
 
-    def _held(self, payload: dict[str, Any], now: datetime) -> bool:
-        target = _target(payload)
+    def _held(self, payload: OutboxPayload, now: datetime) -> bool:
+        target = slack_target(payload)
         with self._lock:
             until = self._holds.get(target)
         return until is not None and until > now
@@ -321,8 +331,8 @@ class Notifier:
             view = views.get(row.conversation_id or 0) or _GONE
             outcome = self._send(row, view, sent)
             outcomes.append(outcome)
-            if outcome.status == "sent" and row.kind == "slack.assignment":
-                sent[str(row.payload.get("agent") or "")] = outcome.result
+            if outcome.status == "sent" and isinstance(row.payload, AssignmentPing):
+                sent[row.payload.agent] = outcome.result
             if outcome.status == "pending" and row.conversation_id is not None:
                 # The rest wait for it: a reassignment sent first would have no ping to update.
                 outcomes.extend(
@@ -378,11 +388,10 @@ class Notifier:
         self, row: _Row, view: ConversationView, now: datetime, sent: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         payload = row.payload
-        target = _target(payload)
+        target = slack_target(payload)
         if not target:
-            raise _Dead(
-                f"no Slack user or channel to send to ({payload.get('target') or row.kind})"
-            )
+            named = payload.target if isinstance(payload, NotifyPing) else ""
+            raise _Dead(f"no Slack user or channel to send to ({named or row.kind})")
         posting = False
         try:
             channel = self._channel_for(payload)
@@ -391,7 +400,7 @@ class Notifier:
                 if found is not None:
                     self.log.info("ping_found_after_restart", **_about(row), ts=found)
                     return {"channel": channel, "ts": found, "recovered": True}
-            message = _compose(row.kind, view, now, payload)
+            message = _compose(payload, view, now)
             posting = True
             answer = self.client.chat_postMessage(
                 channel=channel,
@@ -402,8 +411,8 @@ class Notifier:
             )
             posting = False
             result = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
-            if row.kind == "slack.assignment" and payload.get("previous_agent"):
-                self._update_earlier(row, view, now, sent)
+            if isinstance(payload, AssignmentPing) and payload.previous_agent:
+                self._update_earlier(row, payload, view, now, sent)
             return result
         except SlackApiError as error:
             problem = self._classify(error, target, now)
@@ -414,10 +423,10 @@ class Notifier:
             unsure = now if posting else None
             raise _Retry(f"Slack unreachable: {error}"[:300], unsure_since=unsure) from None
 
-    def _channel_for(self, payload: dict[str, Any]) -> str:
-        user = payload.get("slack_user") or ""
+    def _channel_for(self, payload: OutboxPayload) -> str:
+        user = "" if isinstance(payload, QueuedPing) else payload.slack_user
         if not user:
-            return str(payload.get("slack_channel") or "")
+            return slack_target(payload)
         channel = self._dm_of.get(user)
         if channel is None:
             answer = self.client.conversations_open(users=user)
@@ -446,14 +455,19 @@ class Notifier:
                 return None
 
     def _update_earlier(
-        self, row: _Row, view: ConversationView, now: datetime, sent: dict[str, dict[str, Any]]
+        self,
+        row: _Row,
+        ping: AssignmentPing,
+        view: ConversationView,
+        now: datetime,
+        sent: dict[str, dict[str, Any]],
     ) -> None:
         """Turn the previous agent's ping into "reassigned to ...". Best effort: the new
         agent's ping matters more than the old one's wording."""
-        earlier = sent.get(str(row.payload.get("previous_agent"))) or self._earlier_ping(row)
+        earlier = sent.get(ping.previous_agent) or self._earlier_ping(row, ping.previous_agent)
         if earlier is None:
             return
-        message = slack_messages.reassigned(view, now, str(row.payload.get("agent") or ""))
+        message = slack_messages.reassigned(view, now, ping.agent)
         try:
             self.client.chat_update(
                 channel=earlier["channel"],
@@ -464,14 +478,13 @@ class Notifier:
         except (SlackApiError, SlackClientError, OSError) as error:
             self.log.warning("ping_update_failed", **_about(row), reason=str(error)[:300])
 
-    def _earlier_ping(self, row: _Row) -> dict[str, str] | None:
-        previous = row.payload.get("previous_agent")
+    def _earlier_ping(self, row: _Row, previous: str) -> dict[str, str] | None:
         with self.writers() as session:
             items = session.scalars(
                 select(OutboxItem)
                 .where(
                     OutboxItem.conversation_id == row.conversation_id,
-                    OutboxItem.kind == "slack.assignment",
+                    OutboxItem.kind == AssignmentPing.KIND,
                     OutboxItem.status == "sent",
                     OutboxItem.id < row.id,
                 )
@@ -559,23 +572,16 @@ def _view_of(
     )
 
 
-def _compose(
-    kind: str, view: ConversationView, now: datetime, payload: dict[str, Any]
-) -> dict[str, Any]:
-    rule = str(payload.get("rule") or "")
-    if kind == "slack.assignment":
-        return slack_messages.assignment(
-            view,
-            now,
-            rule,
-            str(payload.get("why") or ""),
-            by=str(payload.get("by") or ""),
-            note=str(payload.get("note") or ""),
-        )
-    if kind == "slack.queued":
-        skipped = payload.get("skipped") or {}
-        return slack_messages.queued(view, now, str(payload.get("team") or ""), rule, skipped)
-    return slack_messages.notice(view, now, str(payload.get("text") or ""), rule)
+def _compose(payload: OutboxPayload, view: ConversationView, now: datetime) -> dict[str, Any]:
+    match payload:
+        case AssignmentPing():
+            return slack_messages.assignment(
+                view, now, payload.rule, payload.why, by=payload.by, note=payload.note
+            )
+        case QueuedPing():
+            return slack_messages.queued(view, now, payload.team, payload.rule, payload.skipped)
+        case NotifyPing():
+            return slack_messages.notice(view, now, payload.text, payload.rule)
 
 
 def _unsure_result(since: datetime | None) -> dict[str, Any]:
@@ -598,12 +604,8 @@ def _about(row: _Row) -> dict[str, Any]:
         "outbox_id": row.id,
         "kind": row.kind,
         "conversation_id": row.conversation_id,
-        "rule": str(row.payload.get("rule") or ""),
+        "rule": row.payload.rule,
     }
-
-
-def _target(payload: dict[str, Any]) -> str:
-    return str(payload.get("slack_user") or payload.get("slack_channel") or "")
 
 
 def _retry_after(headers: Any) -> float:

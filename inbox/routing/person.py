@@ -62,7 +62,8 @@ def assign_by_person(
         actor=f"person:{person}",
         detail=detail,
         why=f"assigned by {person}",
-        ping_extra={"by": person, "note": note},
+        by=person,
+        note=note,
     )
     writer.flush()
     return Assigned(previous, team, warning)

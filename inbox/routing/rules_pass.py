@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from inbox.routing.stored_facts import facts_from_columns, tags_by_owner
 from inbox.routing.workload import StoredWorkload
-from inbox.routing.writer import NOTIFY_PING, QUEUED_PING, RoutingWriter
+from inbox.routing.writer import RoutingWriter
 from inbox.store.batch_writer import Arrival
 from inbox.store.models import Contact, ContactTag, Conversation, ConversationTag, Event, Tag
+from inbox.store.outbox_kinds import NotifyPing, QueuedPing
 from inbox.store.sql import chunked, insert_ignore_many
 from rules.engine import CompiledRules, Evaluation
 from rules.model import Assign
@@ -290,15 +291,14 @@ class RulesPass:
                 # Nobody free: the team's channel hears of it, so someone can pick it up.
                 self.writer.outbox(
                     conversation.id,
-                    kind=QUEUED_PING,
                     key=f"queued:{conversation.id}:{arrival.message_id}:{team.name}",
-                    payload={
-                        "team": team.name,
-                        "slack_channel": team.slack_channel,
-                        "rule": rule,
-                        "why": matched[rule],
-                        "skipped": choice.skipped,
-                    },
+                    payload=QueuedPing(
+                        team=team.name,
+                        slack_channel=team.slack_channel,
+                        rule=rule,
+                        why=matched[rule],
+                        skipped=choice.skipped,
+                    ),
                 )
             return
         conversation.team = choice.team or conversation.team
@@ -322,19 +322,17 @@ class RulesPass:
 
     def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
         kind, _, name = target.partition(":")
-        payload: dict[str, Any] = {"target": target, "text": text, "rule": rule, "why": why}
         if kind == "agent":
-            payload["slack_user"] = self.ruleset.agents[name].slack
+            to = {"slack_user": self.ruleset.agents[name].slack}
         elif kind == "team":
-            payload["slack_channel"] = self.ruleset.teams[name].slack_channel
+            to = {"slack_channel": self.ruleset.teams[name].slack_channel}
         else:
-            payload["slack_channel"] = name
+            to = {"slack_channel": name}
         conversation = arrival.conversation
         self.writer.outbox(
             conversation.id,
-            kind=NOTIFY_PING,
             key=f"notify:{conversation.id}:{arrival.message_id}:{rule}:{target}",
-            payload=payload,
+            payload=NotifyPing(target=target, text=text, rule=rule, why=why, **to),
         )
         self._event(arrival, "notified", rule, {"target": target, "matched": why})
 

@@ -15,30 +15,11 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from inbox.store.models import Conversation, Event, OutboxItem
+from inbox.store.outbox_kinds import AssignmentPing, OutboxPayload, stored
 from inbox.store.sql import insert_ignore_many
 from rules.model import Agent
 
 log = structlog.get_logger(__name__)
-
-#: The outbox kinds routing writes; inbox/outbox/notifier.py sends each.
-ASSIGNMENT_PING = "slack.assignment"
-QUEUED_PING = "slack.queued"
-NOTIFY_PING = "slack.notify"
-
-
-def assignment_payload(
-    agent: Agent, *, previous: str, team: str, rule: str, why: str
-) -> dict[str, Any]:
-    """What a `slack.assignment` row carries to the notifier (inbox/outbox/notifier.py), the same
-    whether a rule assigned or a person did (`inbox conversations assign`, where rule is "")."""
-    return {
-        "agent": agent.name,
-        "slack_user": agent.slack,
-        "previous_agent": previous,
-        "team": team,
-        "rule": rule,
-        "why": why,
-    }
 
 
 class RoutingWriter:
@@ -74,14 +55,15 @@ class RoutingWriter:
         self.events.append(row)
         return row
 
-    def outbox(self, conversation_id: int, *, kind: str, key: str, payload: dict[str, Any]) -> None:
-        """Idempotent on its key: replaying a batch after a crash never pings twice."""
+    def outbox(self, conversation_id: int, *, key: str, payload: OutboxPayload) -> None:
+        """Idempotent on its key: replaying a batch after a crash never pings twice. The
+        payload's type says the row's kind (inbox/store/outbox_kinds.py)."""
         self.outbox_rows.append(
             {
-                "kind": kind,
+                "kind": payload.KIND,
                 "idempotency_key": key[:200],
                 "conversation_id": conversation_id,
-                "payload": payload,
+                "payload": stored(payload),
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": self.now,
@@ -102,11 +84,13 @@ class RoutingWriter:
         rule: str = "",
         why: str,
         ping_key: str | None = None,
-        ping_extra: dict[str, Any] | None = None,
+        by: str = "",
+        note: str = "",
         message_id: int | None = None,
     ) -> str:
         """Give the conversation to `agent` in `team`, with an `assigned` event and a ping to
-        the agent. Returns the previous assignee ("" for none).
+        the agent, the same whether a rule decided or a person did (`by`, with their `note`).
+        Returns the previous assignee ("" for none).
 
         `ping_key` keys the ping; None keys it by the event, written at once for its id: each
         decision of a person pings once, however often they assign the same conversation."""
@@ -125,13 +109,17 @@ class RoutingWriter:
                 insert(cast(Table, Event.__table__)).returning(Event.id), row
             ).scalar_one()
             ping_key = f"assign:{conversation.id}:person:{event_id}"
-        payload = assignment_payload(agent, previous=previous, team=team, rule=rule, why=why)
-        self.outbox(
-            conversation.id,
-            kind=ASSIGNMENT_PING,
-            key=ping_key,
-            payload={**payload, **(ping_extra or {})},
+        ping = AssignmentPing(
+            agent=agent.name,
+            slack_user=agent.slack,
+            previous_agent=previous,
+            team=team,
+            rule=rule,
+            why=why,
+            by=by,
+            note=note,
         )
+        self.outbox(conversation.id, key=ping_key, payload=ping)
         return previous
 
     def unassign(self, conversation: Conversation, *, actor: str) -> str:

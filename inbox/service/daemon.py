@@ -30,7 +30,14 @@ from types import FrameType
 
 import structlog
 
-from connectors.base import Connector, UpstreamError, WebhookFed
+from connectors.base import (
+    Connector,
+    UpstreamError,
+    Watched,
+    WebhookFed,
+    WebhookReceiver,
+    poll_seconds,
+)
 from inbox.config import ConfigError, Settings
 from inbox.outbox.notifier import Notifier
 from inbox.pipeline import BatchResult, Fence, Pipeline
@@ -300,9 +307,8 @@ class Daemon:
 
     def _start_watching(self) -> None:
         for state in self.states:
-            watch = getattr(state.connector, "watch", None)
-            if callable(watch):
-                watch(functools.partial(self._pushed, state))
+            if isinstance(state.connector, Watched):
+                state.connector.watch(functools.partial(self._pushed, state))
 
     def _longest_wait(self) -> float:
         """Between polls the loop still wakes to look at the rules file and, under systemd's
@@ -330,10 +336,9 @@ class Daemon:
         configuration error, said at start-up rather than found by a lost event."""
         routes: dict[str, Handler] = {}
         for state in self.states:
-            webhooks = getattr(state.connector, "webhooks", None)
-            if not callable(webhooks):
+            if not isinstance(state.connector, WebhookReceiver):
                 continue
-            for path, handler in webhooks().items():
+            for path, handler in state.connector.webhooks().items():
                 if path in routes:
                     raise ConfigError(
                         "connectors",
@@ -429,7 +434,7 @@ class Daemon:
             return delay
         lane.failures = 0
         lane.last_success = time.time()
-        return self._poll_seconds(connector)
+        return poll_seconds(connector)
 
     def _join_connector_threads(self) -> None:
         deadline = time.monotonic() + STOP_JOIN_SECONDS
@@ -492,7 +497,7 @@ class Daemon:
             return
         state.failures = 0
         state.last_success = time.time()
-        state.next_poll = time.monotonic() + self._poll_seconds(connector)
+        state.next_poll = time.monotonic() + poll_seconds(connector)
 
     def _ingest(
         self, state: _ConnectorState, batches: Iterable[Batch], fence: Fence | None = None
@@ -517,7 +522,7 @@ class Daemon:
 
     def _standby_seconds(self, connector: Connector) -> float:
         """Standing by, look again often enough to take over soon after the holder is gone."""
-        return min(self._poll_seconds(connector), self.settings.ingest.lease_seconds / 3)
+        return min(poll_seconds(connector), self.settings.ingest.lease_seconds / 3)
 
     def _hand_over_lease(self, state: _ConnectorState) -> None:
         """This daemon cannot reach the upstream (a password, a firewall): let a daemon on
@@ -556,9 +561,6 @@ class Daemon:
 
     def _batch_size(self) -> int:
         return self.settings.ingest.batch_size
-
-    def _poll_seconds(self, connector: Connector) -> float:
-        return float(getattr(getattr(connector, "config", None), "poll_seconds", 30.0))
 
 
 def _failed(what: str, times: int, reason: str) -> str:
