@@ -25,8 +25,7 @@ from sqlalchemy import func, select
 from inbox.config import Settings
 from inbox.importer import open_source
 from inbox.log_setup import configure_logging
-from inbox.pipeline import BatchResult, Pipeline
-from inbox.store.db import make_engine, make_sessionmaker, upgrade
+from inbox.pipeline import BatchResult, unrouted_pipeline
 from inbox.store.models import Message, RawRecord
 
 
@@ -48,15 +47,12 @@ def main() -> int:
 
 
 def check(folder: Path, url: str, show_errors: bool) -> int:
-    upgrade(url)
-    engine = make_engine(url)
-    settings = Settings(database_url=url)
-    pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
     source = open_source(folder)
     totals = BatchResult()
-    for batch in source.batches("corpus", 50):
-        totals.add(pipeline.ingest(batch))
-    with make_sessionmaker(engine)() as session:
+    with unrouted_pipeline(Settings(database_url=url)) as wired, wired.readers() as session:
+        wired.migrate()
+        for batch in source.batches("corpus", 50):
+            totals.add(wired.pipeline.ingest(batch))
         raw_count = session.scalar(select(func.count()).select_from(RawRecord)) or 0
         empty = session.scalar(
             select(func.count()).select_from(Message).where(Message.text == "", Message.html == "")
@@ -69,7 +65,6 @@ def check(folder: Path, url: str, show_errors: bool) -> int:
                 RawRecord.folder, RawRecord.external_id, RawRecord.error, Message.parse_errors
             ).outerjoin(Message, Message.id == RawRecord.message_id)
         ).all()
-    engine.dispose()
     print(f"files:                  {source.count}")
     print(f"raw messages kept:      {raw_count}")
     print(f"stored as messages:     {totals.stored}")

@@ -59,10 +59,9 @@ from inbox.config import IngestSettings, Settings
 from inbox.demo.generate import generate_messages
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
-from inbox.pipeline import Pipeline, StageSeconds
+from inbox.pipeline import StageSeconds, routed_pipeline
 from inbox.raw import Batch
 from inbox.store.batch_writer import BatchResult
-from inbox.store.db import make_engine, make_sessionmaker, upgrade
 from inbox.store.models import Message, RawRecord
 from rules import example_rules_path
 from rules.holder import RulesInForce
@@ -297,13 +296,11 @@ def full_sync(
     sample_every: int,
 ) -> dict[str, Any]:
     """What `inbox sync` does for one IMAP connector, into a fresh store, measured."""
-    upgrade(url)
-    engine = make_engine(url)
     settings = Settings(database_url=url, ingest={"batch_size": batch_size})
     desk = RulesInForce(example_rules_path()) if rules else None
-    pipeline = Pipeline(
-        make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=desk
-    )
+    wired = routed_pipeline(settings, desk)
+    wired.migrate()
+    pipeline = wired.pipeline
     connector = connector_for(host, port)
     times: Counter[str] = Counter()
     samples: list[str] = []
@@ -338,12 +335,11 @@ def full_sync(
                 worker_peaks[worker.pid] = vm_hwm_mb(worker.pid)
     finally:
         connector.close()
-        pipeline.close()
+        wired.pipeline.close()  # its workers, before the CPU is read
     main_cpu = own_cpu() - cpu_before
-    with make_sessionmaker(engine)() as session:
+    with wired, wired.readers() as session:
         messages = session.scalar(select(func.count()).select_from(Message))
         raws = session.scalar(select(func.count()).select_from(RawRecord))
-    engine.dispose()
     return {
         "messages": fetched,
         "bytes": size,

@@ -36,8 +36,8 @@ from inbox.config import Settings, default_workers
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
-from inbox.pipeline import Pipeline
-from inbox.store.db import make_engine, make_sessionmaker, normalize_url, upgrade
+from inbox.pipeline import routed_pipeline
+from inbox.store.db import normalize_url
 from inbox.store.models import Message
 from rules import example_rules_path
 from rules.holder import RulesInForce
@@ -101,26 +101,20 @@ def pipeline_into(
     rules: RulesInForce | None = None,
 ) -> int:
     """The whole pipeline from the Maildir into a fresh store; the messages stored."""
-    upgrade(url)
-    engine = make_engine(url)
     settings = Settings(database_url=url, ingest={"workers": workers})
-    pipeline = Pipeline(
-        make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
-    )
-    connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
-    every = max(messages // 5, 1)
-    done = 0
-    next_sample = every
-    for batch, _result in pipeline.ingest_many(connector.fetch({}, batch_size)):
-        done += len(batch.messages)
-        if done >= next_sample:
-            samples.append(f"{done}: {rss_mb():.0f} MB")
-            next_sample += every
-    pipeline.close()
-    with make_sessionmaker(engine)() as session:
-        held = session.scalar(select(func.count()).select_from(Message)) or 0
-    engine.dispose()
-    return held
+    with routed_pipeline(settings, rules) as wired:
+        wired.migrate()
+        connector = MaildirConnector(MaildirConfig(name="bench", type="maildir", path=maildir))
+        every = max(messages // 5, 1)
+        done = 0
+        next_sample = every
+        for batch, _result in wired.pipeline.ingest_many(connector.fetch({}, batch_size)):
+            done += len(batch.messages)
+            if done >= next_sample:
+                samples.append(f"{done}: {rss_mb():.0f} MB")
+                next_sample += every
+        with wired.readers() as session:
+            return session.scalar(select(func.count()).select_from(Message)) or 0
 
 
 def postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:

@@ -46,9 +46,8 @@ from sqlalchemy import select
 from inbox.config import Settings, SlackSettings
 from inbox.log_setup import configure_logging
 from inbox.outbox.notifier import Notifier
-from inbox.pipeline import Pipeline
+from inbox.pipeline import routed_pipeline
 from inbox.raw import Batch, RawMessage
-from inbox.store.db import make_engine, make_sessionmaker, upgrade
 from inbox.store.models import OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.fake_slack import FakeSlack
@@ -117,17 +116,11 @@ def run(args: argparse.Namespace, rate_limited: float) -> bool:
         rules = root / "rules.yaml"
         rules.write_text(rules_text(args.agents), encoding="utf-8")
         url = f"sqlite:///{root / 'inbox.db'}"
-        upgrade(url)
-        engine = make_engine(url)
         settings = Settings(database_url=url, ingest={"workers": 0})
-        pipeline = Pipeline(
-            make_sessionmaker(engine),
-            make_sessionmaker(engine, writer=True),
-            settings,
-            rules=RulesInForce(rules),
-        )
+        wired = routed_pipeline(settings, RulesInForce(rules))
+        wired.migrate()
         notifier = Notifier(
-            make_sessionmaker(engine, writer=True),
+            wired.writers,
             SlackSettings(senders=args.senders, per_channel_rate=args.per_channel_rate),
             client=WebClient(token=slack.bot_token, base_url=slack.url),
         )
@@ -145,10 +138,10 @@ def run(args: argparse.Namespace, rate_limited: float) -> bool:
                         for n in numbers
                     ],
                 )
-                pipeline.ingest(batch)
+                wired.pipeline.ingest(batch)
                 now = time.monotonic()
                 notifier.wake()
-                with make_sessionmaker(engine)() as session:
+                with wired.readers() as session:
                     for item_id, key in session.execute(
                         select(OutboxItem.id, OutboxItem.idempotency_key).where(
                             OutboxItem.id > last_id
@@ -161,8 +154,7 @@ def run(args: argparse.Namespace, rate_limited: float) -> bool:
                 time.sleep(0.05)
         finally:
             notifier.stop()
-            pipeline.close()
-            engine.dispose()
+            wired.close()
         return report(rate_limited, committed, slack, started)
 
 

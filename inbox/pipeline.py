@@ -39,7 +39,7 @@ from inbox.prepare import (
 from inbox.raw import Batch, RawMessage
 from inbox.routing.rules_pass import Tally, run_rules
 from inbox.store.batch_writer import BatchResult, BatchWriter
-from inbox.store.db import transaction
+from inbox.store.db import make_engine, make_sessionmaker, transaction, upgrade
 from inbox.store.leases import LeaseLost
 from inbox.store.models import (
     Cursor,
@@ -370,3 +370,46 @@ def _unique(raws: list[RawMessage]) -> list[RawMessage]:
             seen.add(raw.external_id)
             unique.append(raw)
     return unique
+
+
+class WiredPipeline:
+    """A pipeline on an engine of its own, with the session factories that the leases and the
+    notifier beside it share: built the same way by the daemon, `inbox ingest` and `inbox sync`
+    (`routed_pipeline`, `unrouted_pipeline`), and closed in one place, the pipeline's worker
+    processes before the engine's connections.
+
+    Building it touches no database; `migrate` does, where the caller is ready for it to fail.
+    """
+
+    def __init__(self, settings: Settings, *, rules: RulesInForce | None) -> None:
+        self.url = settings.effective_database_url
+        self.engine = make_engine(self.url)
+        self.readers = make_sessionmaker(self.engine)
+        self.writers = make_sessionmaker(self.engine, writer=True)
+        self.pipeline = Pipeline(self.readers, self.writers, settings, rules=rules)
+
+    def migrate(self) -> None:
+        """Bring the store's schema to this version's (a no-op when it is there)."""
+        upgrade(self.url)
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> WiredPipeline:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def routed_pipeline(settings: Settings, rules: RulesInForce | None) -> WiredPipeline:
+    """What arrives is routed by `rules` in the batch's transaction (None when no rules file is
+    configured: stored unrouted, as the CLI warns at start)."""
+    return WiredPipeline(settings, rules=rules)
+
+
+def unrouted_pipeline(settings: Settings) -> WiredPipeline:
+    """What arrives is stored and threaded, never routed: an archive imported today is history,
+    and must not assign or ping anyone."""
+    return WiredPipeline(settings, rules=None)

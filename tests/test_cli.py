@@ -157,3 +157,48 @@ def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(
     assert f"no store at {missing}" in result.output
     assert "data_dir" in result.output
     assert not missing.exists()
+
+
+ORDER_RULES = """\
+tags:
+  order: asks about an order
+rules:
+  - name: orders
+    when: {body: {contains: tilaus}}
+    then: {tag: order}
+"""
+
+
+def test_ingest_keeps_an_archive_unrouted_and_sync_routes_what_arrives(tmp_path: Path) -> None:
+    """Both commands store the same way; only sync runs the rules (an imported archive is
+    history, and must not assign or ping anyone)."""
+    (tmp_path / "rules.yaml").write_text(ORDER_RULES, encoding="utf-8")
+    maildir = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    body = "Tilaus 1042 ei ole vielä saapunut.\n"
+    (maildir / "new" / "1.M1P1.test").write_bytes(
+        mail(message_id="new@example.fi", subject="Tilaus 1042", body=body)
+    )
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "old.eml").write_bytes(
+        mail(message_id="old@example.fi", subject="Tilaus 977", body=body)
+    )
+    config = tmp_path / "inbox.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "inbox.db"}"\nrules_file = "rules.yaml"\n'
+        f'[[connectors]]\nname = "box"\ntype = "maildir"\npath = "{maildir}"\n',
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> Result:
+        result = CliRunner().invoke(main, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("ingest", str(archive))
+    run("sync", "box")
+    listed = json.loads(run("conversations", "list", "--json").output)
+    tags = {conversation["subject"]: conversation["tags"] for conversation in listed}
+    assert tags == {"Tilaus 977": [], "Tilaus 1042": ["order"]}

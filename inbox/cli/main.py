@@ -138,35 +138,30 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from inbox.importer import open_source
-    from inbox.pipeline import BatchResult, Pipeline
-    from inbox.store.db import make_engine, make_sessionmaker, upgrade
+    from inbox.pipeline import BatchResult, unrouted_pipeline
 
     settings = app.config().settings
     try:
         source = open_source(path)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    url = settings.effective_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    pipeline = Pipeline(make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings)
     totals = BatchResult()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-        console=stderr_console(),
-    ) as progress:
-        task = progress.add_task(f"{source.kind} {path.name}", total=source.count)
-        for batch, result in pipeline.ingest_many(
-            source.batches(connector, settings.ingest.batch_size)
-        ):
-            totals.add(result)
-            progress.advance(task, len(batch.messages))
-    pipeline.close()
-    engine.dispose()
+    with unrouted_pipeline(settings) as wired:
+        wired.migrate()
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+            console=stderr_console(),
+        ) as progress:
+            task = progress.add_task(f"{source.kind} {path.name}", total=source.count)
+            for batch, result in wired.pipeline.ingest_many(
+                source.batches(connector, settings.ingest.batch_size)
+            ):
+                totals.add(result)
+                progress.advance(task, len(batch.messages))
     click.echo(
         f"{source.count} messages: {totals.stored} stored, {totals.duplicates} duplicates, "
         f"{totals.already_stored} already stored, {totals.parse_errors} parsed with errors, "
@@ -190,9 +185,8 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from connectors.base import Configured
-    from inbox.pipeline import BatchResult, Pipeline
+    from inbox.pipeline import BatchResult, routed_pipeline
     from inbox.service.plugins import build_connectors
-    from inbox.store.db import make_engine, make_sessionmaker, upgrade
     from inbox.store.leases import Leases, one_off_holder
 
     loaded = app.config()
@@ -212,16 +206,12 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         ):
             raise click.ClickException(f"connector {connector_name!r} has no `since` option")
         connector.config = connector.config.model_copy(update={"since": since.date()})
-    rules = rules_in_force(settings)
-    url = settings.effective_database_url
-    upgrade(url)
-    engine = make_engine(url)
-    pipeline = Pipeline(
-        make_sessionmaker(engine), make_sessionmaker(engine, writer=True), settings, rules=rules
-    )
+    wired = routed_pipeline(settings, rules_in_force(settings))
+    wired.migrate()
+    pipeline = wired.pipeline
     # A daemon polling this connector would fetch alongside, and move the same mail.
     leases = Leases(
-        make_sessionmaker(engine, writer=True),
+        wired.writers,
         seconds=settings.ingest.lease_seconds,
         holder=one_off_holder(settings.data_dir),
         takes_over=False,
@@ -261,10 +251,9 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
         raise click.ClickException(f"{connector_name}: {error} (run again to go on)") from None
     finally:
         connector.close()
-        pipeline.close()
         with contextlib.suppress(Exception):  # the store is away: the lease runs out
             leases.release([connector_name])
-        engine.dispose()
+        wired.close()
     click.echo(
         f"{connector_name}: {fetched} fetched, {totals.stored} stored, {totals.duplicates} "
         f"duplicates, {totals.already_stored} already stored, {totals.raw_only} kept raw only"

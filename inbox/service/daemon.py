@@ -40,13 +40,12 @@ from connectors.base import (
 )
 from inbox.config import ConfigError, Settings
 from inbox.outbox.notifier import Notifier
-from inbox.pipeline import BatchResult, Fence, Pipeline
+from inbox.pipeline import BatchResult, Fence, routed_pipeline
 from inbox.raw import Batch
 from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier
 from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
 from inbox.service.web import WebServer
-from inbox.store.db import make_engine, make_sessionmaker, upgrade
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.webhook import Handler
 from rules.holder import RulesInForce
@@ -122,15 +121,9 @@ class Daemon:
         rules: RulesInForce | None = None,
     ) -> None:
         self.settings = settings
-        self.url = settings.effective_database_url
-        self.engine = make_engine(self.url)
         self.rules = rules
-        self.pipeline = Pipeline(
-            make_sessionmaker(self.engine),
-            make_sessionmaker(self.engine, writer=True),
-            settings,
-            rules=rules,
-        )
+        self.wired = routed_pipeline(settings, rules)
+        self.pipeline = self.wired.pipeline
         self.states = [
             _ConnectorState(
                 connector, spool=_SpoolLane() if isinstance(connector, WebhookFed) else None
@@ -138,14 +131,14 @@ class Daemon:
             for connector in connectors
         ]
         self.leases = Leases(
-            make_sessionmaker(self.engine, writer=True),
+            self.wired.writers,
             seconds=settings.ingest.lease_seconds,
             holder=holder_name(settings.data_dir),
         )
         #: Sends the outbox's Slack pings, when a bot token is configured.
         self.notifier: Notifier | None = None
         if settings.slack.bot_token is not None:
-            self.notifier = Notifier(make_sessionmaker(self.engine, writer=True), settings.slack)
+            self.notifier = Notifier(self.wired.writers, settings.slack)
         #: The webhook receiver, when a connector takes webhooks (started by `run`).
         self.web: WebServer | None = None
         self.routes = self._routes()
@@ -207,7 +200,7 @@ class Daemon:
         )
 
     def url_for_humans(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return self.wired.engine.url.render_as_string(hide_password=True)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -243,7 +236,7 @@ class Daemon:
         if once:  # not the service of this data_dir: neither pass for it nor end its leases
             self.leases.holder = one_off_holder(self.settings.data_dir)
             self.leases.takes_over = False
-        upgrade(self.url)
+        self.wired.migrate()
         log.info(
             "daemon_started",
             connectors=[state.connector.name for state in self.states],
@@ -291,8 +284,7 @@ class Daemon:
             self._release_leases()
             if self.notifier is not None:
                 self.notifier.stop()
-            self.pipeline.close()
-            self.engine.dispose()
+            self.wired.close()
         totals = BatchResult()
         for state in self.states:
             totals.add(state.totals)
