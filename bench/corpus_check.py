@@ -22,10 +22,10 @@ from pathlib import Path
 import _checkout  # noqa: F401  (first: see bench/_checkout.py)
 from sqlalchemy import func, select
 
+from connectors.mail_files import open_source
 from inbox.config import Settings
-from inbox.importer import open_source
 from inbox.log_setup import configure_logging
-from inbox.pipeline import BatchResult, unrouted_pipeline
+from inbox.pipeline.ingest import BatchResult, unrouted_pipeline
 from inbox.store.models import Message, RawRecord
 
 

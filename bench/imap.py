@@ -59,7 +59,7 @@ from inbox.config import IngestSettings, Settings
 from inbox.demo.generate import generate_messages
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
-from inbox.pipeline import StageSeconds, routed_pipeline
+from inbox.pipeline.ingest import StageSeconds, routed_pipeline
 from inbox.raw import Batch
 from inbox.store.batch_writer import BatchResult
 from inbox.store.models import Message, RawRecord

@@ -36,7 +36,7 @@ from inbox.config import Settings, default_workers
 from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
-from inbox.pipeline import routed_pipeline
+from inbox.pipeline.ingest import routed_pipeline
 from inbox.store.db import normalize_url
 from inbox.store.models import Message
 from rules import example_rules_path

@@ -46,7 +46,7 @@ from sqlalchemy import select
 from inbox.config import Settings, SlackSettings
 from inbox.log_setup import configure_logging
 from inbox.outbox.notifier import Notifier
-from inbox.pipeline import routed_pipeline
+from inbox.pipeline.ingest import routed_pipeline
 from inbox.raw import Batch, RawMessage
 from inbox.store.models import OutboxItem, utcnow
 from rules.holder import RulesInForce

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from sqlalchemy import func, select
 
 from inbox.config import Settings
-from inbox.pipeline import BatchResult, Pipeline
+from inbox.pipeline.ingest import BatchResult, Pipeline
 from inbox.raw import Batch, RawMessage
 from inbox.store.models import Conversation, Message
 from rules.holder import RulesInForce

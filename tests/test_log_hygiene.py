@@ -602,7 +602,7 @@ def test_a_crashing_normalizer_is_logged_by_type_and_place_and_its_words_kept_in
     def crash(payload: bytes, **_: object) -> None:
         raise ValueError(f"cannot read header {customer_text!r}")
 
-    monkeypatch.setattr("inbox.prepare.normalize_email", crash)
+    monkeypatch.setattr("inbox.normalize.prepare.normalize_email", crash)
     ingest(make_pipeline(store), raw(mail(body=f"{customer_text}\n"), connector="mail"))
     with store.readers() as session:
         [error] = session.scalars(select(RawRecord.error))

@@ -137,8 +137,8 @@ def ingest(app: AppContext, path: Path, connector: str) -> None:
     """Import a Maildir, an mbox, a folder of .eml files, or one .eml file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from inbox.importer import open_source
-    from inbox.pipeline import BatchResult, unrouted_pipeline
+    from connectors.mail_files import open_source
+    from inbox.pipeline.ingest import BatchResult, unrouted_pipeline
 
     settings = app.config().settings
     try:
@@ -185,7 +185,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from connectors.base import Configured
-    from inbox.pipeline import BatchResult, routed_pipeline
+    from inbox.pipeline.ingest import BatchResult, routed_pipeline
     from inbox.service.plugins import build_connectors
     from inbox.store.leases import Leases, one_off_holder
 

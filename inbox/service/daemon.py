@@ -40,7 +40,7 @@ from connectors.base import (
 )
 from inbox.config import ConfigError, Settings
 from inbox.outbox.notifier import Notifier
-from inbox.pipeline import BatchResult, Fence, routed_pipeline
+from inbox.pipeline.ingest import BatchResult, Fence, routed_pipeline
 from inbox.raw import Batch
 from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier

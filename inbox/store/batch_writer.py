@@ -22,9 +22,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from inbox.config import Settings
+from inbox.normalize.prepare import Prepared
 from inbox.normalize.subject import normalize_subject
 from inbox.normalize.types import NormalizedMessage
-from inbox.prepare import Prepared
 from inbox.raw import RawMessage
 from inbox.store.contacts import IdentityResolver
 from inbox.store.models import (

@@ -21,7 +21,7 @@ from connectors.imap import ImapConfig, ImapConnector
 from connectors.imap_session import ImapError
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings
-from inbox.pipeline import Pipeline
+from inbox.pipeline.ingest import Pipeline
 from inbox.service.daemon import Daemon
 from inbox.store.models import Message, RawRecord
 from tests.conftest import BACKENDS, Store

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.config import Settings
-from inbox.pipeline import Pipeline
+from inbox.pipeline.ingest import Pipeline
 from inbox.service.web import WebServer
 from inbox.store.models import Contact, Conversation, Event, Identity, Message, RawRecord
 from tests.conftest import BACKENDS, Store

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
-from inbox.pipeline import Pipeline
+from inbox.pipeline.ingest import Pipeline
 from inbox.service.daemon import Daemon
 from inbox.service.web import WebServer
 from inbox.store.leases import Leases

@@ -1,25 +1,21 @@
-"""Normalizing a batch, the pure half of the pipeline, run in a worker process when it pays.
+"""Normalizing a batch, the pure half of the pipeline, run in a worker process when it pays
+(inbox/pipeline/workers.py says how a worker behaves).
 
 Measured (bench/ingest.py, 2 cores): normalizing costs about 0.5 ms a message and storing
 about 0.3 ms, one after the other in one process. Normalizing the next batches in workers while
-the main process stores this one overlaps the two. A worker only computes: it holds no database
-connection and ignores SIGINT and SIGTERM, so the main process alone decides when to stop. It
-imports the normalizer and nothing of the store, so that it starts quickly.
+the main process stores this one overlaps the two. What a worker runs is here, in the
+normalizer's room: it imports nothing of the store, so that a worker starts quickly, and the
+store's batch writer takes a `Prepared` without depending on the pipeline above it.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
 from inbox.normalize.slack import normalize_slack
 from inbox.normalize.sms import normalize_sms
@@ -28,7 +24,6 @@ from inbox.raw import RawMessage
 
 log = structlog.get_logger(__name__)
 
-PARENT_CHECK_SECONDS = 0.5
 WARM_UP_MESSAGE = b"From: warm-up@localhost\r\nSubject: warm-up\r\n\r\n" + b"Warm-up text. " * 20
 
 
@@ -89,20 +84,3 @@ def join(raws: Sequence[RawMessage], results: Sequence[Outcome]) -> list[Prepare
 def warm_up(languages: Sequence[str]) -> None:
     """Load what the first message would (the language models) before real mail arrives."""
     normalize_email(WARM_UP_MESSAGE, languages=languages)
-
-
-def worker_init(parent: int, log_level: str, log_format: str) -> None:
-    """`parent` comes from the parent itself: if it died while this worker was starting, the
-    worker's own getppid() would already name init, and nothing would look wrong."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(log_level, "json" if log_format == "auto" else log_format)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A parent killed with SIGKILL cannot stop its workers, and the pool's pipes stay open in
-    the resource tracker: a worker that sees itself orphaned leaves on its own."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
-    os._exit(0)

@@ -27,15 +27,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.config import Settings
-from inbox.prepare import (
+from inbox.normalize.prepare import (
     Outcome,
     Prepared,
     join,
     outcomes,
     prepare_all,
     warm_up,
-    worker_init,
 )
+from inbox.pipeline.workers import worker_init
 from inbox.raw import Batch, RawMessage
 from inbox.routing.rules_pass import Tally, run_rules
 from inbox.store.batch_writer import BatchResult, BatchWriter
