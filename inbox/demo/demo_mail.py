@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
-from inbox.demo.make_demo_maildir import PDF, PNG, Mail
+import base64
+from dataclasses import dataclass, field
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+@dataclass
+class Mail:
+    key: str
+    sender: tuple[str, str]
+    subject: str
+    body: str
+    charset: str = "utf-8"
+    minutes: int = 0
+    reply_to_key: str = ""
+    #: "qp", "base64" or "8bit" (ignored for 7-bit text).
+    encoding: str = "qp"
+    label: str | None = None  # the charset written in the header, when it lies or is absent
+    html: str = ""
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    keep_references: bool = True
+    raw_override: bytes = b""
+
 
 AINO = ("Aino Virtanen", "aino.virtanen@esimerkki.fi")
 MART = ("Mart Tamm", "mart.tamm@naide.ee")

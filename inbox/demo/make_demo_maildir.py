@@ -12,37 +12,15 @@ from __future__ import annotations
 import base64
 import quopri
 import shutil
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+from inbox.demo.demo_mail import MAILS, Mail
+
 HERE = Path(__file__).resolve().parent
 SUPPORT = "Northwind Outdoors <support@northwind.example>"
 START = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-
-
-@dataclass
-class Mail:
-    key: str
-    sender: tuple[str, str]
-    subject: str
-    body: str
-    charset: str = "utf-8"
-    minutes: int = 0
-    reply_to_key: str = ""
-    #: "qp", "base64" or "8bit" (ignored for 7-bit text).
-    encoding: str = "qp"
-    label: str | None = None  # the charset written in the header, when it lies or is absent
-    html: str = ""
-    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    keep_references: bool = True
-    raw_override: bytes = b""
 
 
 def encoded_word(text: str, charset: str) -> str:
@@ -159,8 +137,6 @@ def write(mails: list[Mail], root: Path) -> int:
 
 
 def main() -> None:
-    from inbox.demo.demo_mail import MAILS
-
     count = write(MAILS, HERE / "maildir")
     print(f"wrote {count} messages to {HERE / 'maildir'}")
 
