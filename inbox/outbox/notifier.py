@@ -83,7 +83,6 @@ PERMANENT_ERRORS = frozenset(
         "message_not_found",
     }
 )
-KINDS = SLACK_KINDS
 
 
 @dataclass
@@ -239,7 +238,7 @@ class Notifier:
                 earlier.conversation_id == OutboxItem.conversation_id,
                 earlier.id < OutboxItem.id,
                 earlier.status.in_(("pending", "sending")),
-                earlier.kind.in_(KINDS),
+                earlier.kind.in_(SLACK_KINDS),
                 earlier.next_attempt_at > now,
             )
             .exists()
@@ -250,7 +249,7 @@ class Notifier:
                 .where(
                     OutboxItem.status.in_(("pending", "sending")),
                     OutboxItem.next_attempt_at <= now,
-                    OutboxItem.kind.in_(KINDS),
+                    OutboxItem.kind.in_(SLACK_KINDS),
                     ~waits_behind,
                 )
                 .order_by(OutboxItem.id)

@@ -322,17 +322,26 @@ class RulesPass:
 
     def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
         kind, _, name = target.partition(":")
+        slack_user = slack_channel = ""
         if kind == "agent":
-            to = {"slack_user": self.ruleset.agents[name].slack}
+            slack_user = self.ruleset.agents[name].slack
         elif kind == "team":
-            to = {"slack_channel": self.ruleset.teams[name].slack_channel}
+            slack_channel = self.ruleset.teams[name].slack_channel
         else:
-            to = {"slack_channel": name}
+            slack_channel = name
         conversation = arrival.conversation
+        ping = NotifyPing(
+            target=target,
+            text=text,
+            rule=rule,
+            why=why,
+            slack_user=slack_user,
+            slack_channel=slack_channel,
+        )
         self.writer.outbox(
             conversation.id,
             key=f"notify:{conversation.id}:{arrival.message_id}:{rule}:{target}",
-            payload=NotifyPing(target=target, text=text, rule=rule, why=why, **to),
+            payload=ping,
         )
         self._event(arrival, "notified", rule, {"target": target, "matched": why})
 
