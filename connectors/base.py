@@ -6,14 +6,15 @@ connectors register through the `inbox.connectors` entry-point group, so a third
 one as its own package and the core never imports one by name.
 
 What a connector may do beyond `fetch` is declared here as its own Protocol (`Configured`,
-`Watched`, `WebhookReceiver`, `WebhookFed`), so that the daemon asks `isinstance` of a named
-ability and a third party reads in one file what it can offer, instead of the daemon probing
-attributes by name.
+`Watched`, `WebhookReceiver`, `WebhookFed`, `Sender`), so that the daemon asks `isinstance` of a
+named ability and a third party reads in one file what it can offer, instead of the daemon
+probing attributes by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
@@ -137,4 +138,75 @@ class WebhookFed(Protocol):
 
     def spooled_count(self) -> int:
         """Deliveries waiting in the spool (for /healthz)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An agent's reply as the channel needs it, built by the outbox from the stored message.
+
+    `key` is the same on every attempt to send this reply (the outbox row's idempotency key):
+    a sender that can tell its provider "send this once" passes it on.
+    """
+
+    key: str
+    channel: Channel
+    #: Where it goes: an email address, an E.164 number, a Slack channel.
+    to: str
+    text: str
+    to_name: str = ""
+    #: What the customer wrote to (our address or number), so the answer comes from it.
+    from_address: str = ""
+    subject: str = ""
+    #: Email: our Message-ID for it, and the customer's message it answers, with the chain.
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    #: Email: an HTML alternative (when the agent wrote Markdown).
+    html: str = ""
+    #: Slack: the thread it belongs in.
+    thread: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the provider said when it took a message: its id for it (an SMTP queue id, a
+    Twilio SID, a Slack ts) and its answer as it gave it, kept on the message."""
+
+    provider_id: str
+    answer: str
+
+
+class SendFailed(UpstreamError):
+    """The provider did not take the message. `temporary`: try again later (SMTP 4xx, HTTP 429
+    or 5xx, a refused connection); else it never will, and the reason is shown to the agent.
+    `unsure`: the provider may have taken it (the connection dropped after the message was
+    handed over), so it is not sent again before `Sender.was_sent` says it was not."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        temporary: bool,
+        unsure: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.temporary = temporary
+        self.unsure = unsure
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Sender(Protocol):
+    """A connector that answers over its own channel: replies to conversations it received
+    leave through its `send`, from the outbox, after the commit that wrote them."""
+
+    def send(self, outgoing: Outgoing) -> Delivery:
+        """Hand the message to the provider, or raise `SendFailed` saying why not."""
+        ...
+
+    def was_sent(self, outgoing: Outgoing) -> bool | None:
+        """Whether an attempt the sender could not see the end of reached the provider (for
+        email: our Message-ID in the Sent folder); None when it cannot tell."""
         ...

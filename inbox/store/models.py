@@ -136,6 +136,9 @@ class Conversation(Base):
     last_message_at: Mapped[datetime | None] = mapped_column()
     last_customer_message_at: Mapped[datetime | None] = mapped_column()
     first_response_due: Mapped[datetime | None] = mapped_column()
+    #: The first agent reply after the customer's first message, and the latest one.
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    last_agent_reply_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
 
     contact: Mapped[Contact | None] = relationship()
@@ -182,7 +185,14 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(16))
     connector: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(500))
+    #: "in" from the customer, "out" an agent's reply, "note" an agent's internal note (never sent).
     direction: Mapped[str] = mapped_column(String(8), default="in")
+    #: The agent who wrote an outbound message or a note ("" for the customer's).
+    author: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    #: An outbound message's way to the customer: queued, sent, delivered, failed, undelivered
+    #: ("" for what was not sent by us), and the provider's words about it.
+    delivery: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    delivery_detail: Mapped[str] = mapped_column(Text, default="", server_default="")
     sender_identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("identities.id", ondelete="SET NULL"), index=True
     )
