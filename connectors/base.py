@@ -6,7 +6,7 @@ connectors register through the `inbox.connectors` entry-point group, so a third
 one as its own package and the core never imports one by name.
 
 What a connector may do beyond `fetch` is declared here as its own Protocol (`Configured`,
-`Watched`, `WebhookReceiver`, `WebhookFed`, `Sender`), so that the daemon asks `isinstance` of a
+`Watched`, `WebhookReceiver`, `WebhookFed`, `Answering`), so that the daemon asks `isinstance` of a
 named ability and a third party reads in one file what it can offer, instead of the daemon
 probing attributes by name.
 """
@@ -209,4 +209,14 @@ class Sender(Protocol):
     def was_sent(self, outgoing: Outgoing) -> bool | None:
         """Whether an attempt the sender could not see the end of reached the provider (for
         email: our Message-ID in the Sent folder); None when it cannot tell."""
+        ...
+
+
+@runtime_checkable
+class Answering(Protocol):
+    """A connector that can answer the conversations it received, over its own channel."""
+
+    def sender(self) -> Sender | None:
+        """What sends its replies; None when it is not configured to send (the replies to its
+        conversations are then refused with that reason, never lost)."""
         ...

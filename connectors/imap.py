@@ -51,6 +51,7 @@ from connectors.imap_session import (
     close_session,
     open_session,
 )
+from connectors.smtp import SmtpSender
 from inbox.raw import Batch, Channel, RawMessage
 
 log = structlog.get_logger(__name__)
@@ -111,6 +112,10 @@ class ImapConnector:
                 uids=len(uids),
                 reason=str(error)[:300],
             )
+
+    def sender(self) -> SmtpSender | None:
+        """Replies to this mailbox's conversations go through its `smtp` block."""
+        return SmtpSender(self.config.smtp) if self.config.smtp is not None else None
 
     def close(self) -> None:
         for watcher in self._watchers:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from connectors.base import ConnectorConfig
+from connectors.smtp import SmtpConfig
 from inbox.secrets import SecretSource
 
 #: RFC 2177: a client should renew its IDLE within 29 minutes, or the server may drop it.
@@ -40,6 +41,8 @@ class ImapConfig(ConnectorConfig):
     #: With IDLE, polling is only the safety net for a watcher that went quiet.
     poll_seconds: float = Field(default=60, gt=0)
     timeout_seconds: float = Field(default=60, gt=0)
+    #: Where replies to this mailbox's conversations are handed over (connectors/smtp.py).
+    smtp: SmtpConfig | None = None
 
     @property
     def effective_port(self) -> int:

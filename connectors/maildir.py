@@ -29,6 +29,7 @@ import structlog
 from pydantic import model_validator
 
 from connectors.base import ConnectorConfig
+from connectors.smtp import SmtpConfig, SmtpSender
 from inbox.raw import Batch, Channel, RawMessage
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,9 @@ class MaildirConfig(ConnectorConfig):
     overlap_seconds: float = 300
     max_message_bytes: int = DEFAULT_MAX_BYTES
     poll_seconds: float = 5
+    #: Where replies to these conversations are handed over (connectors/smtp.py), e.g. the
+    #: local MTA that delivers into this Maildir.
+    smtp: SmtpConfig | None = None
 
     @model_validator(mode="after")
     def _move_needs_target(self) -> MaildirConfig:
@@ -109,6 +113,9 @@ class MaildirConnector:
             except OSError as error:
                 # Stored already: a file we fail to move is only seen (and skipped) again.
                 self.log.warning("maildir_move_failed", file=relative, error=str(error))
+
+    def sender(self) -> SmtpSender | None:
+        return SmtpSender(self.config.smtp) if self.config.smtp is not None else None
 
     def close(self) -> None:
         return None

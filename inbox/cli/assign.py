@@ -3,13 +3,12 @@ rules' are (an event, the assignee, a ping through the outbox)."""
 
 from __future__ import annotations
 
-import getpass
 from typing import TYPE_CHECKING
 
 import click
 
 from inbox.cli.common import store_writers
-from inbox.cli.context import AppContext, pass_app, rules_in_force
+from inbox.cli.context import AppContext, pass_app, person_name, rules_in_force
 from inbox.routing.person import NoSuchConversation, assign_by_person, unassign_by_person
 from inbox.store.db import transaction
 
@@ -48,7 +47,7 @@ def assign_conversation(
             raise click.ClickException(unknown("team", team_name, ruleset.teams))
         if agent.name not in team.members:
             click.echo(f"warning: {agent.name} is not in team {team.name}", err=True)
-    by = _person(person)
+    by = person_name(person)
     try:
         with transaction(store_writers(app)) as session:
             done = assign_by_person(
@@ -82,7 +81,7 @@ def assign_conversation(
 @pass_app
 def unassign_conversation(app: AppContext, conversation_id: int, person: str | None) -> None:
     """Take a conversation from its agent: it waits in its team's queue. Nobody is pinged."""
-    by = _person(person)
+    by = person_name(person)
     try:
         with transaction(store_writers(app)) as session:
             done = unassign_by_person(session, conversation_id, person=by)
@@ -103,15 +102,3 @@ def _ruleset_in_force(app: AppContext) -> RuleSet:
     rules = rules_in_force(settings)
     assert rules is not None
     return rules.current.ruleset
-
-
-def _person(given: str | None) -> str:
-    if given is None:
-        try:
-            given = getpass.getuser()
-        except (OSError, KeyError):  # neither $USER nor a passwd entry, as in a bare container
-            raise click.UsageError("cannot tell who you are: give --by NAME") from None
-    name = given.strip()
-    if not name:
-        raise click.UsageError("--by needs a name")
-    return name

@@ -4,6 +4,7 @@ the command groups (inbox/cli/*.py) and the main group import it, not each other
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -95,3 +96,16 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def person_name(given: str | None) -> str:
+    """Who acts, for the history (`--by`, else the login name)."""
+    if given is None:
+        try:
+            given = getpass.getuser()
+        except (OSError, KeyError):  # neither $USER nor a passwd entry, as in a bare container
+            raise click.UsageError("cannot tell who you are: give --by NAME") from None
+    name = given.strip()
+    if not name:
+        raise click.UsageError("--by needs a name")
+    return name

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from inbox.cli.context import AppContext, pass_app
 
-STATUSES = ("pending", "sending", "sent", "dead")
+STATUSES = ("pending", "sending", "sent", "held", "dead")
 
 
 @click.group()
@@ -53,15 +53,19 @@ def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None
         for row in rows:
             click.echo(json.dumps(_as_dict(row), ensure_ascii=False, default=str))
         return
-    click.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in STATUSES))
+    # `held` (a reply that may have been sent, waiting for a person) only when there is one.
+    shown = [name for name in STATUSES if name != "held" or counts.get(name)]
+    click.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in shown))
     for row in rows:
-        target = row.payload.get("agent") or row.payload.get("slack_channel") or ""
+        payload = row.payload
+        target = payload.get("agent") or payload.get("slack_channel") or payload.get("connector")
         line = (
             f"{row.id:>6}  {row.status:<7}  {row.kind:<16}  conversation {row.conversation_id}"
-            f"  to {target}  attempts {row.attempts}  created {_when(row.created_at)}"
+            f"  to {target or ''}  attempts {row.attempts}  created {_when(row.created_at)}"
         )
         if row.status == "sent":
-            line += f"  sent {_when(row.sent_at)}  ts {row.result.get('ts', '')}"
+            said = row.result.get("ts") or row.result.get("provider_id", "")
+            line += f"  sent {_when(row.sent_at)}  {'ts' if 'ts' in row.result else 'id'} {said}"
         elif row.status in ("pending", "sending") and (row.attempts or row.last_error):
             # A 429 does not count as an attempt, but the operator still wants to know when.
             line += f"  next {_when(row.next_attempt_at)}"
@@ -76,7 +80,7 @@ def outbox_list(app: AppContext, status: str, limit: int, as_json: bool) -> None
 def outbox_retry(app: AppContext, ids: tuple[int, ...]) -> None:
     """Send dead (or waiting) rows again now, with a fresh count of attempts."""
     from inbox.store.db import make_engine, make_sessionmaker, transaction
-    from inbox.store.models import OutboxItem, utcnow
+    from inbox.store.models import Message, OutboxItem, utcnow
 
     engine = make_engine(app.existing_store_url())
     problems = []
@@ -93,6 +97,9 @@ def outbox_retry(app: AppContext, ids: tuple[int, ...]) -> None:
                 row.status = "pending"
                 row.attempts = 0
                 row.next_attempt_at = utcnow()
+                message = session.get(Message, int(row.payload.get("message") or 0))
+                if row.kind == "reply" and message is not None:
+                    message.delivery = "queued"
                 was = row.last_error or "waiting"
                 click.echo(f"row {outbox_id} will be sent again (was: {was})")
     finally:

@@ -49,9 +49,9 @@ from inbox.store.outbox_kinds import (
     SLACK_KINDS,
     AssignmentPing,
     NotifyPing,
-    OutboxPayload,
     QueuedPing,
-    read_payload,
+    SlackPing,
+    read_slack_ping,
     slack_target,
 )
 
@@ -91,7 +91,7 @@ class _Row:
     kind: str
     key: str
     conversation_id: int | None
-    payload: OutboxPayload
+    payload: SlackPing
     attempts: int
     #: Set when an earlier attempt may have posted without our knowing (a lapsed lease, or a
     #: post that got no answer): when the first such attempt began.
@@ -258,7 +258,7 @@ class Notifier:
             )
             held_conversations: set[int] = set()
             for item in session.scalars(query):
-                payload = read_payload(item.kind, item.payload)
+                payload = read_slack_ping(item.kind, item.payload)
                 if (
                     item.conversation_id in held_conversations
                     or self._held(payload, now)
@@ -306,7 +306,7 @@ class Notifier:
             with transaction(self.writers) as session:
                 session.execute(update(OutboxItem), rows)
 
-    def _held(self, payload: OutboxPayload, now: datetime) -> bool:
+    def _held(self, payload: SlackPing, now: datetime) -> bool:
         target = slack_target(payload)
         with self._lock:
             until = self._holds.get(target)
@@ -422,7 +422,7 @@ class Notifier:
             unsure = now if posting else None
             raise _Retry(f"Slack unreachable: {error}"[:300], unsure_since=unsure) from None
 
-    def _channel_for(self, payload: OutboxPayload) -> str:
+    def _channel_for(self, payload: SlackPing) -> str:
         user = "" if isinstance(payload, QueuedPing) else payload.slack_user
         if not user:
             return slack_target(payload)
@@ -571,7 +571,7 @@ def _view_of(
     )
 
 
-def _compose(payload: OutboxPayload, view: ConversationView, now: datetime) -> dict[str, Any]:
+def _compose(payload: SlackPing, view: ConversationView, now: datetime) -> dict[str, Any]:
     match payload:
         case AssignmentPing():
             return slack_messages.assignment(

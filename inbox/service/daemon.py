@@ -31,7 +31,9 @@ from types import FrameType
 import structlog
 
 from connectors.base import (
+    Answering,
     Connector,
+    Sender,
     UpstreamError,
     Watched,
     WebhookFed,
@@ -40,6 +42,7 @@ from connectors.base import (
 )
 from inbox.config import ConfigError, Settings
 from inbox.outbox.notifier import Notifier
+from inbox.outbox.replies import ReplySender
 from inbox.pipeline.ingest import BatchResult, Fence, routed_pipeline
 from inbox.raw import Batch
 from inbox.service.health import pages
@@ -139,6 +142,8 @@ class Daemon:
         self.notifier: Notifier | None = None
         if settings.slack.bot_token is not None:
             self.notifier = Notifier(self.wired.writers, settings.slack)
+        #: Sends agents' replies through the connectors that can answer (connectors/base.py).
+        self.replies = ReplySender(self.wired.writers, senders_of(connectors))
         #: The webhook receiver, when a connector takes webhooks (started by `run`).
         self.web: WebServer | None = None
         self.routes = self._routes()
@@ -250,6 +255,7 @@ class Daemon:
                 self._start_web()
                 if self.notifier is not None:
                     self.notifier.start()
+                self.replies.start()
             # The store is migrated and the rules loaded (the CLI refuses to start without
             # them): ready for systemd, and for the units ordered after this one.
             self.systemd.ready(self._status_line())
@@ -261,6 +267,8 @@ class Daemon:
                 if self.notifier is not None:
                     while self.notifier.run_once():
                         pass
+                while self.replies.run_once():
+                    pass
             else:
                 self._start_connector_threads()
             while not once and not self.stopping.is_set():
@@ -284,6 +292,7 @@ class Daemon:
             self._release_leases()
             if self.notifier is not None:
                 self.notifier.stop()
+            self.replies.stop()
             self.wired.close()
         totals = BatchResult()
         for state in self.states:
@@ -570,3 +579,13 @@ def reason_of(error: BaseException) -> str:
     if isinstance(error, UpstreamError):
         return str(error)[:500]
     return f"{type(error).__name__}: {error}"[:500]
+
+
+def senders_of(connectors: Sequence[Connector]) -> dict[str, Sender]:
+    """Each connector that can answer its conversations, by name, to what sends for it."""
+    senders: dict[str, Sender] = {}
+    for connector in connectors:
+        sender = connector.sender() if isinstance(connector, Answering) else None
+        if sender is not None:
+            senders[connector.name] = sender
+    return senders

@@ -38,7 +38,7 @@ from inbox.store.models import (
     RawRecord,
 )
 from inbox.store.sql import chunked, insert_ignore_many
-from inbox.store.threads import EmailThreader, ThreadDecision, new_token
+from inbox.store.threads import TOKEN_IN_MESSAGE_ID, EmailThreader, ThreadDecision, new_token
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +139,8 @@ class BatchWriter:
         self.identities = IdentityResolver(self.session)
         self.threader = EmailThreader(self.session, self.settings.threading)
         self._by_key: dict[str, Message | _NewMessage] = {}
+        #: Our own replies, by Message-ID, that this batch fetches back (a Cc, a Sent folder).
+        self._ours: dict[str, Message] = {}
         self._contact_of: dict[str, int | None] = {}
         self._blobs_seen: set[str] = set()
         #: Messages that this batch's edits and deletions refer to, by external id.
@@ -153,6 +155,14 @@ class BatchWriter:
         for chunk in chunked(keys):
             found = self.session.scalars(select(Message).where(Message.dedupe_key.in_(chunk)))
             self._by_key.update({message.dedupe_key: message for message in found})
+        ours = sorted({n.message_id for n in normalized if TOKEN_IN_MESSAGE_ID.match(n.message_id)})
+        for chunk in chunked(ours):
+            for message in self.session.scalars(
+                select(Message).where(
+                    Message.message_id_header.in_(chunk), Message.direction == "out"
+                )
+            ):
+                self._ours[message.message_id_header] = message
         senders: dict[str, dict[str, str]] = {}
         emails: dict[tuple[str, str], str] = {}
         for n in normalized:
@@ -330,6 +340,14 @@ class BatchWriter:
         if normalized.revision is not None:
             self._raw_rows.append((record, self._record_revision(normalized, raw)))
             counts.revisions += 1
+            return
+        ours = self._ours.get(normalized.message_id)
+        if ours is not None:
+            # Our reply, come back: kept with the outbound message, never a customer's.
+            self._raw_rows.append((record, ours))
+            counts.duplicates += 1
+            self._event("own_reply_fetched", ours.conversation, ours, _where(raw))
+            self.log.info("own_reply_fetched", external_id=raw.external_id, message_id=ours.id)
             return
         duplicate = self._by_key.get(normalized.content_hash)
         if duplicate is not None:

@@ -60,13 +60,28 @@ class NotifyPing:
     slack_channel: str = ""
 
 
-OutboxPayload = AssignmentPing | QueuedPing | NotifyPing
+@dataclass(frozen=True)
+class ReplyToSend:
+    """An agent's reply, stored as an outbound message (its id here), to leave through the
+    connector that received the conversation (inbox/outbox/replies.py). The message itself
+    holds what is sent, so a row is small and what the history shows is what went out."""
 
-#: Every kind, to its payload type. The notifier claims rows of these kinds only.
+    KIND: ClassVar[str] = "reply"
+
+    message: int
+    connector: str
+    channel: str = ""
+
+
+SlackPing = AssignmentPing | QueuedPing | NotifyPing
+OutboxPayload = SlackPing | ReplyToSend
+
+#: Every kind, to its payload type.
 PAYLOADS: dict[str, type[OutboxPayload]] = {
-    kind.KIND: kind for kind in (AssignmentPing, QueuedPing, NotifyPing)
+    kind.KIND: kind for kind in (AssignmentPing, QueuedPing, NotifyPing, ReplyToSend)
 }
-SLACK_KINDS = tuple(PAYLOADS)
+#: What the Slack notifier sends (inbox/outbox/notifier.py).
+SLACK_KINDS = (AssignmentPing.KIND, QueuedPing.KIND, NotifyPing.KIND)
 
 
 class UnknownKind(ValueError):
@@ -89,6 +104,8 @@ def read_payload(kind: str, stored_payload: dict[str, Any]) -> OutboxPayload:
         value = stored_payload.get(item.name)
         if item.name == "skipped":
             values["skipped"] = {str(k): str(v) for k, v in dict(value or {}).items()}
+        elif item.type == "int":
+            values[item.name] = int(value or 0)
         elif value is not None:
             values[item.name] = str(value)
         elif item.default is dataclasses.MISSING:
@@ -96,7 +113,14 @@ def read_payload(kind: str, stored_payload: dict[str, Any]) -> OutboxPayload:
     return cls(**values)
 
 
-def slack_target(payload: OutboxPayload) -> str:
+def read_slack_ping(kind: str, stored_payload: dict[str, Any]) -> SlackPing:
+    payload = read_payload(kind, stored_payload)
+    if isinstance(payload, ReplyToSend):
+        raise UnknownKind(f"outbox kind {kind!r} is not a Slack ping")
+    return payload
+
+
+def slack_target(payload: SlackPing) -> str:
     """The Slack user or channel the ping goes to ("" when the rule named nobody reachable)."""
     match payload:
         case AssignmentPing():

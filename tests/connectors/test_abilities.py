@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from connectors.base import (
     DEFAULT_POLL_SECONDS,
+    Answering,
     Configured,
     Connector,
     ConnectorConfig,
@@ -36,14 +37,14 @@ def test_each_built_in_connector_declares_what_it_can_do() -> None:
     abilities = {
         cls.type_name: {
             ability.__name__
-            for ability in (Watched, WebhookReceiver, WebhookFed)
+            for ability in (Watched, WebhookReceiver, WebhookFed, Answering)
             if issubclass(cls, ability)
         }
         for cls in (ImapConnector, MaildirConnector, SlackConnector, TwilioSmsConnector)
     }
     assert abilities == {
-        "imap": {"Watched"},
-        "maildir": set(),
+        "imap": {"Watched", "Answering"},
+        "maildir": {"Answering"},
         "slack": {"Watched", "WebhookReceiver", "WebhookFed"},
         "twilio": {"Watched", "WebhookReceiver", "WebhookFed"},
     }
@@ -55,6 +56,7 @@ def test_a_connector_is_polled_as_often_as_its_settings_say(tmp_path: Path) -> N
     )
     assert isinstance(maildir, Configured)
     assert poll_seconds(maildir) == 7
+    assert maildir.sender() is None  # no `smtp` block: its conversations cannot be answered
 
 
 class _Minimal:
@@ -94,7 +96,9 @@ def test_a_connector_with_no_optional_ability_runs_in_the_daemon(
 ) -> None:
     connector = _Minimal()
     assert isinstance(connector, Connector)
-    assert not isinstance(connector, Configured | Watched | WebhookReceiver | WebhookFed)
+    assert not isinstance(
+        connector, Configured | Watched | WebhookReceiver | WebhookFed | Answering
+    )
     assert poll_seconds(connector) == DEFAULT_POLL_SECONDS
 
     settings = Settings(database_url=store.url, data_dir=tmp_path, web={"enabled": False})

@@ -1,0 +1,137 @@
+"""An agent answers from the CLI: `inbox conversations reply`, then `inbox run` sends it to a
+real SMTP server; the customer's answer threads back, and our own reply fetched back (a Cc to
+the support mailbox) never becomes a customer's message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+
+from inbox.cli import main
+from inbox.store.db import make_engine, make_sessionmaker
+from inbox.store.models import Message
+from tests.conftest import BACKENDS
+from tests.helpers import mail
+from tests.smtp_server import PASSWORD, SmtpServer
+
+ANSWER = "Hei Aino,\n\nuusi vetoketju lähtee huomenna.\n\nEsko"
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SmtpServer:
+    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", PASSWORD)
+    running = SmtpServer(tmp_path).start()
+    yield running  # type: ignore[misc]
+    running.stop()
+
+
+def deliver(maildir: Path, name: str, payload: bytes) -> None:
+    (maildir / "new" / name).write_bytes(payload)
+
+
+def setup_desk(tmp_path: Path, url: str, server: SmtpServer) -> tuple[Path, Path]:
+    maildir = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    smtp = server.settings(from_name="Northwind Support")
+    config = tmp_path / "inbox.toml"
+    config.write_text(
+        f'database_url = "{url}"\ndata_dir = "{tmp_path / "data"}"\n[web]\nenabled = false\n'
+        f'[[connectors]]\nname = "box"\ntype = "maildir"\npath = "{maildir}"\n'
+        "[connectors.smtp]\n"
+        + "".join(
+            f"{key} = {json.dumps(value)}\n" for key, value in smtp.items() if key != "password"
+        )
+        + '[connectors.smtp.password]\nenv = "INBOX_TEST_SMTP_PASSWORD"\n',
+        encoding="utf-8",
+    )
+    return config, maildir
+
+
+def inbox(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def messages(url: str) -> list[tuple[str, str, int]]:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(
+                    Message.direction, Message.message_id_header, Message.conversation_id
+                ).order_by(Message.id)
+            ).all()
+            return [tuple(row) for row in rows]  # type: ignore[misc]
+    finally:
+        engine.dispose()
+
+
+@BACKENDS
+def test_an_agents_cli_reply_reaches_the_customer_and_the_answers_thread_back(
+    tmp_path: Path, empty_store_url: str, server: SmtpServer
+) -> None:
+    config, maildir = setup_desk(tmp_path, empty_store_url, server)
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    assert inbox(config, "run", "--once").exit_code == 0
+
+    replied = inbox(config, "conversations", "reply", "1", "--text", ANSWER, "--by", "esko")
+    assert replied.exit_code == 0, replied.output
+    assert "queued for conversation 1" in replied.output
+    assert server.received == []  # it leaves with the daemon, after the commit
+    assert inbox(config, "run", "--once").exit_code == 0
+    [sent] = server.received
+    assert sent.message["From"] == "Northwind Support <support@northwind.example>"
+    assert sent.message["In-Reply-To"] == "<q1@example.fi>"
+
+    # The support mailbox gets a copy of our reply (a Cc), and the customer answers it.
+    deliver(maildir, "2.M2P1.test", sent.data)
+    our_id = sent.message["Message-ID"].strip("<>")
+    deliver(maildir, "3.M3P1.test", mail(message_id="a1@example.fi", in_reply_to=our_id))
+    assert inbox(config, "run", "--once").exit_code == 0
+
+    assert messages(empty_store_url) == [
+        ("in", "q1@example.fi", 1),
+        ("out", our_id, 1),
+        ("in", "a1@example.fi", 1),
+    ]
+    listed = json.loads(inbox(config, "conversations", "list", "--json").output)
+    assert [(c["id"], c["status"]) for c in listed] == [(1, "open")]
+    assert len(server.received) == 1  # nothing was sent twice
+
+
+def test_a_note_is_kept_and_never_sent(tmp_path: Path, server: SmtpServer) -> None:
+    config, maildir = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    inbox(config, "run", "--once")
+    noted = inbox(config, "conversations", "reply", "1", "--note", "--text", "Soitin hänelle.")
+    assert noted.exit_code == 0 and "note" in noted.output
+    inbox(config, "run", "--once")
+    assert server.received == []
+
+
+def test_what_the_cli_refuses(tmp_path: Path, server: SmtpServer) -> None:
+    config, _ = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)
+    inbox(config, "db", "upgrade")
+    both = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config),
+            "conversations",
+            "reply",
+            "1",
+            "--text",
+            "a",
+            "--file",
+            str(config),
+        ],
+    )
+    assert both.exit_code == 2 and "exactly one of --text or --file" in both.output
+    missing = CliRunner().invoke(
+        main, ["--config", str(config), "conversations", "reply", "99", "--text", "hei"]
+    )
+    assert missing.exit_code == 1 and "no conversation 99" in missing.output
