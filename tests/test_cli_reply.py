@@ -102,6 +102,14 @@ def test_an_agents_cli_reply_reaches_the_customer_and_the_answers_thread_back(
     assert [(c["id"], c["status"]) for c in listed] == [(1, "open")]
     assert len(server.received) == 1  # nothing was sent twice
 
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    reply = shown["messages"][1]
+    assert (reply["direction"], reply["author"], reply["delivery"]) == ("out", "esko", "sent")
+    assert reply["delivery_detail"].startswith("250 2.0.0 Ok: queued as")
+    assert shown["first_response_at"] is not None
+    text = inbox(config, "conversations", "show", "1").output
+    assert "reply 2 by esko to aino@example.fi" in text and "· sent" in text
+
 
 def test_a_note_is_kept_and_never_sent(tmp_path: Path, server: SmtpServer) -> None:
     config, maildir = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)

@@ -139,6 +139,8 @@ def _conversation_json(c: Conversation, sender: str) -> dict[str, Any]:
         "contact_id": c.contact_id,
         "created_at": iso(c.created_at),
         "last_message_at": iso(c.last_message_at),
+        "first_response_at": iso(c.first_response_at),
+        "last_agent_reply_at": iso(c.last_agent_reply_at),
         "previous_conversation_id": c.previous_conversation_id,
     }
 
@@ -181,6 +183,10 @@ def show_conversation(app: AppContext, conversation_id: int, as_json: bool, full
 def _message_json(m: Message) -> dict[str, Any]:
     return {
         "id": m.id,
+        "direction": m.direction,
+        "author": m.author,
+        "delivery": m.delivery,
+        "delivery_detail": m.delivery_detail,
         "from": m.from_address,
         "from_name": m.from_name,
         "to": m.to_addresses,
@@ -233,14 +239,28 @@ def _print_conversation(conversation: Conversation, events: Any, full: bool) -> 
         out.print(f"follows conversation #{c.previous_conversation_id}", markup=False)
     for m in c.messages:
         out.rule()
-        sender = f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address
-        out.print(
-            f"[bold]message {m.id}[/bold] from {sender} · {when(m.sent_at)} · "
-            f"language {m.language or '?'} · via {m.connector}",
-            markup=True,
-            highlight=False,
-        )
-        out.print(f"joined: {m.thread_reason}", markup=False)
+        if m.direction == "note":
+            out.print(
+                f"[bold]note {m.id}[/bold] by {m.author} · {when(m.received_at)}", markup=True
+            )
+        elif m.direction == "out":
+            out.print(
+                f"[bold]reply {m.id}[/bold] by {m.author} to {', '.join(m.to_addresses)} · "
+                f"{when(m.received_at)} · via {m.connector} · {m.delivery}",
+                markup=True,
+                highlight=False,
+            )
+            if m.delivery_detail:
+                out.print(f"delivery: {m.delivery_detail}", markup=False)
+        else:
+            sender = f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address
+            out.print(
+                f"[bold]message {m.id}[/bold] from {sender} · {when(m.sent_at)} · "
+                f"language {m.language or '?'} · via {m.connector}",
+                markup=True,
+                highlight=False,
+            )
+            out.print(f"joined: {m.thread_reason}", markup=False)
         flags = _flags(m)
         if flags:
             out.print(f"flags: {', '.join(flags)} ({'; '.join(m.flag_reasons)})", markup=False)
