@@ -43,6 +43,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.signature import SignatureVerifier
 
 from connectors.base import ConnectorConfig, UpstreamError, unreachable
+from connectors.slack_send import SlackReplySender
 from connectors.spool import SpooledConnector, SpoolEntry
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
@@ -162,6 +163,7 @@ class SlackConnector(SpooledConnector):
         self._me: tuple[str, str] | None = None
         self._injected_client = client is not None
         self._quick_client: WebClient | None = None
+        self._reply_client: WebClient | None = None
         #: After users.info failed for a spooled event, events wait for no profile until then.
         self._profiles_down_until = 0.0
 
@@ -250,6 +252,22 @@ class SlackConnector(SpooledConnector):
                 retry_handlers=[],
             )
         return self._quick_client
+
+    def sender(self) -> SlackReplySender:
+        """Replies to the conversations of these channels and DMs, posted in their threads."""
+        return SlackReplySender(self._send_client)
+
+    def _send_client(self) -> WebClient:
+        if self._injected_client:
+            return self.client
+        if self._reply_client is None:
+            self._reply_client = WebClient(
+                token=Secret(self.config.bot_token).get(),
+                base_url=self.config.api_url,
+                timeout=int(self.config.timeout_seconds),
+                retry_handlers=[],  # the outbox retries, after looking whether it went through
+            )
+        return self._reply_client
 
     def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         try:

@@ -132,6 +132,12 @@ def _address_reply(
     message.from_address = answered.to_addresses[0] if answered.to_addresses else ""
     message.subject = conversation.subject
     message.html = html
+    if message.channel == "chat":
+        # In the customer's thread (a channel's top-level message) or their DM with the bot.
+        _, _, where = (conversation.thread_key or "").partition(":")
+        channel, _, thread = where.partition(":")
+        message.to_addresses = [channel]
+        message.headers = {"thread": thread} if thread else {}
     if message.channel == "email":
         domain = message.from_address.rpartition("@")[2] or "inbox.invalid"
         # The token first: threads.py finds the conversation by it when a client keeps only
@@ -165,6 +171,8 @@ def _check_reachable(session: Session, conversation: Conversation, answered: Mes
                 f"the customer opted out of SMS (STOP on {opted_out:%Y-%m-%d}): no text may be "
                 "sent until they write START"
             )
+    if conversation.channel == "chat" and not (conversation.thread_key or "").startswith("slack:"):
+        raise CannotReply("the conversation has no Slack channel to answer in")
     if not _customer_address(answered):
         raise CannotReply("the customer's message has no address to answer")
 

@@ -45,7 +45,7 @@ def test_each_built_in_connector_declares_what_it_can_do() -> None:
     assert abilities == {
         "imap": {"Watched", "Answering"},
         "maildir": {"Answering"},
-        "slack": {"Watched", "WebhookReceiver", "WebhookFed"},
+        "slack": {"Watched", "WebhookReceiver", "WebhookFed", "Answering"},
         "twilio": {"Watched", "WebhookReceiver", "WebhookFed"},
     }
 
