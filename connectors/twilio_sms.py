@@ -39,6 +39,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from connectors.base import ConnectorConfig, UpstreamError, unreachable
 from connectors.spool import SpooledConnector, SpoolEntry
 from connectors.twilio_http import DownloadError, RoutedHttpClient
+from connectors.twilio_send import TwilioReplySender
 from inbox.normalize.sms import e164
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
@@ -108,6 +109,7 @@ class TwilioSmsConnector(SpooledConnector):
         self._token = Secret(config.auth_token)
         self._http = RoutedHttpClient(config.api_url, timeout=config.timeout_seconds)
         self._client: Client | None = None
+        self._reply_client: Client | None = None
         #: MessageSids this process took from the spool: catch-up need not fetch their media.
         self._seen: dict[str, float] = {}
 
@@ -157,6 +159,21 @@ class TwilioSmsConnector(SpooledConnector):
                 self.config.account_sid, self._token.get(), http_client=self._http
             )
         return self._client
+
+    def sender(self) -> TwilioReplySender:
+        """Replies to these numbers' conversations, as texts from the number written to."""
+        return TwilioReplySender(self._send_client)
+
+    def _send_client(self) -> Client:
+        if self._reply_client is None:
+            # One attempt a call: a POST Twilio may have acted on is not repeated here.
+            http = RoutedHttpClient(
+                self.config.api_url, timeout=self.config.timeout_seconds, attempts=1
+            )
+            self._reply_client = Client(
+                self.config.account_sid, self._token.get(), http_client=http
+            )
+        return self._reply_client
 
     def catch_up(self, cursors: Mapping[str, str], batch_size: int) -> Iterator[Batch]:
         forget = time.time() - 3 * 86400

@@ -57,3 +57,9 @@ def reply_conversation(
         f"reply {written.message_id} queued for conversation {conversation_id}: it leaves with "
         "the daemon's next pass (see `inbox outbox list`)"
     )
+    if written.channel == "sms":
+        from connectors.twilio_send import segments  # twilio is slow to import: only for SMS
+
+        count = segments(text.strip("\n"))
+        if count > 1:
+            click.echo(f"the text goes as {count} SMS segments, each one charged")

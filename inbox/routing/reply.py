@@ -40,6 +40,7 @@ class Written:
     message_id: int
     #: The outbox row's key ("" for a note, which is never sent).
     outbox_key: str
+    channel: str = ""
 
 
 def write_reply(
@@ -99,7 +100,7 @@ def write_reply(
     conversation.last_message_at = now
     conversation.updated_at = now
     conversation.message_count += 1
-    return Written(message.id, key)
+    return Written(message.id, key, message.channel)
 
 
 def _message(
