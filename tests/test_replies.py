@@ -164,3 +164,20 @@ def test_a_reply_through_a_connector_that_cannot_send_fails_with_the_reason(
     message, row = stored(store, reply_id)
     assert (message.delivery, row.status) == ("failed", "dead")
     assert "connector 'mail' cannot send replies" in message.delivery_detail
+
+
+def test_the_author_is_told_in_slack_when_a_reply_fails(
+    store: Store, server: SmtpServer, reply_id: int
+) -> None:
+    server.answer_next("550")
+    smtp = SmtpSender(SmtpConfig(**server.settings()))
+    slack_ids = {"esko": "UESKO"}
+    ReplySender(
+        store.writers, {"mail": smtp}, slack_of=lambda name: slack_ids.get(name, "")
+    ).run_once()
+    with store.readers() as session:
+        [ping] = session.scalars(select(OutboxItem).where(OutboxItem.kind == "slack.notify"))
+    assert ping.status == "pending"  # the notifier sends it like any ping
+    assert ping.payload["slack_user"] == "UESKO"
+    assert ping.payload["text"].startswith("Your reply to aino@example.fi could not be sent: ")
+    assert "550 5.1.1" in ping.payload["text"]

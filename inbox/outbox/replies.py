@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import Delivery, Outgoing, Sender, SendFailed
 from inbox.store.db import transaction
 from inbox.store.models import Message, OutboxItem, utcnow
-from inbox.store.outbox_kinds import ReplyToSend, read_payload
+from inbox.store.outbox_kinds import NotifyPing, ReplyToSend, read_payload, stored
+from inbox.store.sql import insert_ignore_many
 
 log = structlog.get_logger(__name__)
 
@@ -74,10 +75,13 @@ class ReplySender:
         senders: Mapping[str, Sender],
         *,
         clock: Callable[[], datetime] = utcnow,
+        slack_of: Callable[[str], str] = lambda agent: "",
     ) -> None:
         self.writers = writers
         self.senders = dict(senders)
         self.clock = clock
+        #: An agent's Slack user id ("" for none), to tell them their reply failed.
+        self.slack_of = slack_of
         self.wakeup = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,6 +259,8 @@ class ReplySender:
                 message.delivery_detail = outcome.detail[:2000]
                 if outcome.status == "sent":
                     message.sent_at = now
+                if outcome.status in ("dead", "held"):
+                    self._tell_author(session, row, message, outcome, now)
         level = "info" if outcome.status in ("sent", "pending") else "warning"
         getattr(self.log, level)(
             f"reply_{outcome.status}",
@@ -264,6 +270,35 @@ class ReplySender:
             attempts=row.attempts,
             detail=outcome.detail[:300],
         )
+
+    def _tell_author(
+        self, session: Session, row: _Claimed, message: Message, outcome: _Outcome, now: datetime
+    ) -> None:
+        """A Slack message to who wrote the reply, through the outbox like any ping: a failed
+        reply must not wait for someone to look."""
+        slack_user = self.slack_of(message.author) if message.author else ""
+        if not slack_user:
+            return
+        what = "could not be sent" if outcome.status == "dead" else "may not have been sent"
+        ping = NotifyPing(
+            target=f"agent:{message.author}",
+            text=f"Your reply to {', '.join(message.to_addresses)} {what}: {outcome.detail}"[:1500],
+            why=f"reply {message.id} {outcome.status}",
+            slack_user=slack_user,
+        )
+        item = {
+            "kind": ping.KIND,
+            "idempotency_key": f"reply-{outcome.status}:{message.id}:{row.attempts}",
+            "conversation_id": message.conversation_id,
+            "payload": stored(ping),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "result": {},
+            "created_at": now,
+        }
+        insert_ignore_many(session, OutboxItem, [item], ["idempotency_key"])
 
 
 def _sent(delivery: Delivery) -> _Outcome:

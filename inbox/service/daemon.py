@@ -143,7 +143,9 @@ class Daemon:
         if settings.slack.bot_token is not None:
             self.notifier = Notifier(self.wired.writers, settings.slack)
         #: Sends agents' replies through the connectors that can answer (connectors/base.py).
-        self.replies = ReplySender(self.wired.writers, senders_of(connectors))
+        self.replies = ReplySender(
+            self.wired.writers, senders_of(connectors), slack_of=self._slack_of
+        )
         #: The webhook receiver, when a connector takes webhooks (started by `run`).
         self.web: WebServer | None = None
         self.routes = self._routes()
@@ -203,6 +205,13 @@ class Daemon:
             totals=totals,
             spool=spool,
         )
+
+    def _slack_of(self, agent: str) -> str:
+        """An agent's Slack id in the rules in force ("" without rules or without an id)."""
+        if self.rules is None:
+            return ""
+        found = self.rules.current.ruleset.agents.get(agent)
+        return found.slack if found is not None else ""
 
     def url_for_humans(self) -> str:
         return self.wired.engine.url.render_as_string(hide_password=True)
