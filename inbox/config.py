@@ -113,6 +113,10 @@ class SlackSettings(BaseModel):
     #: Attempts before a ping that keeps failing is marked dead (rate limits do not count).
     max_attempts: int = Field(default=8, ge=1, le=100)
     timeout_seconds: float = Field(default=10, gt=0)
+    #: The app's signing secret: with it, agents answer in the threads of their pings
+    #: (Events API, `message.im`, Request URL ending in `events_path`).
+    signing_secret: SecretSource | None = None
+    events_path: str = "/webhooks/slack/agents"
 
 
 class WebSettings(BaseModel):

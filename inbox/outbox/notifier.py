@@ -44,7 +44,7 @@ from inbox.outbox.pacing import Pacer
 from inbox.outbox.slack_messages import ConversationView
 from inbox.secrets import Secret
 from inbox.store.db import transaction
-from inbox.store.models import Contact, Conversation, Message, OutboxItem, utcnow
+from inbox.store.models import Contact, Conversation, Message, OutboxItem, PingThread, utcnow
 from inbox.store.outbox_kinds import (
     SLACK_KINDS,
     AssignmentPing,
@@ -54,6 +54,7 @@ from inbox.store.outbox_kinds import (
     read_slack_ping,
     slack_target,
 )
+from inbox.store.sql import insert_ignore_many
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,8 @@ class _Outcome:
     next_attempt_at: datetime | None = None
     error: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    #: A sent assignment ping's place in Slack, for ping_threads (agents answer in it).
+    thread: dict[str, Any] = field(default_factory=dict)
 
 
 class _Retry(Exception):
@@ -302,9 +305,11 @@ class Notifier:
             }
             for outcome in outcomes
         ]
+        threads = [{**o.thread, "created_at": now} for o in outcomes if o.thread]
         if rows:
             with transaction(self.writers) as session:
                 session.execute(update(OutboxItem), rows)
+                insert_ignore_many(session, PingThread, threads, ["channel", "ts"])
 
     def _held(self, payload: SlackPing, now: datetime) -> bool:
         target = slack_target(payload)
@@ -381,7 +386,9 @@ class Notifier:
                 result=_unsure_result(unsure),
             )
         self.log.info("ping_sent", **_about(row), channel=result.get("channel"))
-        return _Outcome(row.id, "sent", row.attempts + 1, result=result)
+        return _Outcome(
+            row.id, "sent", row.attempts + 1, result=result, thread=_thread_of(row, result)
+        )
 
     def _deliver(
         self, row: _Row, view: ConversationView, now: datetime, sent: dict[str, dict[str, Any]]
@@ -581,6 +588,20 @@ def _compose(payload: SlackPing, view: ConversationView, now: datetime) -> dict[
             return slack_messages.queued(view, now, payload.team, payload.rule, payload.skipped)
         case NotifyPing():
             return slack_messages.notice(view, now, payload.text, payload.rule)
+
+
+def _thread_of(row: _Row, result: dict[str, Any]) -> dict[str, Any]:
+    """Where an assignment ping lives in Slack: an agent's answer in its thread is a reply to
+    the conversation (inbox/service/agent_replies.py)."""
+    channel, ts = result.get("channel"), result.get("ts")
+    if not (isinstance(row.payload, AssignmentPing) and row.conversation_id and channel and ts):
+        return {}
+    return {
+        "channel": str(channel),
+        "ts": str(ts),
+        "conversation_id": row.conversation_id,
+        "agent": row.payload.agent,
+    }
 
 
 def _unsure_result(since: datetime | None) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class CannotReply(ValueError):
     """Why this reply cannot be sent, in words for the agent (nothing was written)."""
 
 
+class Duplicate(Exception):
+    """This reply was written already (the same Slack event delivered again)."""
+
+
 @dataclass(frozen=True)
 class Written:
     message_id: int
@@ -52,8 +56,11 @@ def write_reply(
     html: str = "",
     note: bool = False,
     now: datetime | None = None,
+    source: str = "",
 ) -> Written:
-    """Write the reply (or note) and its outbox row in the caller's transaction."""
+    """Write the reply (or note) and its outbox row in the caller's transaction. `source`
+    names where it was written when that place may deliver it twice (a Slack event's channel
+    and ts): the second time, `Duplicate` is raised and nothing is written."""
     now = now or utcnow()
     text = text.strip("\n")
     if not text.strip():
@@ -62,8 +69,12 @@ def write_reply(
         raise CannotReply(f"the reply has {len(text):,} characters; at most {MAX_REPLY_CHARS:,}")
     conversation = locked_conversation(session, conversation_id)
     writer = RoutingWriter(session, now)
+    dedupe_key = hashlib.sha256(f"written:{source}".encode()).hexdigest() if source else ""
+    if dedupe_key and session.scalar(select(Message.id).where(Message.dedupe_key == dedupe_key)):
+        raise Duplicate(source)
     if note:
         message = _message(conversation, direction="note", author=author, text=text, now=now)
+        message.dedupe_key = dedupe_key or message.dedupe_key
         session.add(message)
         session.flush()
         writer.event(conversation.id, "noted", f"person:{author}", {"message": message.id})
@@ -74,6 +85,7 @@ def write_reply(
         raise CannotReply(f"conversation {conversation.id} has no message from the customer")
     _check_reachable(session, conversation, answered)
     message = _message(conversation, direction="out", author=author, text=text, now=now)
+    message.dedupe_key = dedupe_key or message.dedupe_key
     _address_reply(message, conversation, answered, html)
     session.add(message)
     session.flush()

@@ -45,6 +45,8 @@ from inbox.outbox.notifier import Notifier
 from inbox.outbox.replies import ReplySender
 from inbox.pipeline.ingest import BatchResult, Fence, routed_pipeline
 from inbox.raw import Batch
+from inbox.secrets import Secret
+from inbox.service.agent_replies import AgentReplies
 from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier
 from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
@@ -206,6 +208,15 @@ class Daemon:
             spool=spool,
         )
 
+    def _agent_of(self, slack_user: str) -> str:
+        """The agent with this Slack id in the rules in force ("" for none)."""
+        if self.rules is None or not slack_user:
+            return ""
+        for agent in self.rules.current.ruleset.agents.values():
+            if agent.slack == slack_user:
+                return agent.name
+        return ""
+
     def _slack_of(self, agent: str) -> str:
         """An agent's Slack id in the rules in force ("" without rules or without an id)."""
         if self.rules is None:
@@ -345,6 +356,15 @@ class Daemon:
         """Each webhook path to its connector's handler; two connectors on one path is a
         configuration error, said at start-up rather than found by a lost event."""
         routes: dict[str, Handler] = {}
+        slack = self.settings.slack
+        if slack.signing_secret is not None:
+            agents = AgentReplies(
+                self.wired.writers,
+                Secret(slack.signing_secret).get(),
+                self._agent_of,
+                written=self.replies.wake,
+            )
+            routes[slack.events_path] = agents.receive
         for state in self.states:
             if not isinstance(state.connector, WebhookReceiver):
                 continue

@@ -350,6 +350,22 @@ class ConnectorLease(Base):
     standby_until: Mapped[datetime | None]
 
 
+class PingThread(Base):
+    """Where an assignment ping was posted in Slack: an agent's message in its thread is their
+    reply to the conversation (inbox/service/agent_replies.py)."""
+
+    __tablename__ = "ping_threads"
+
+    channel: Mapped[str] = mapped_column(String(50), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(50), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    #: The agent the ping went to.
+    agent: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxItem(Base):
     """A side effect waiting to leave (a Slack ping, later a reply), written in the same
     transaction as the decision that caused it and sent after the commit."""

@@ -1,0 +1,139 @@
+"""Agents answer in Slack: a message in the thread of an assignment ping is a reply to that
+conversation's customer, or, starting with `note:` or `!note`, an internal note.
+
+Slack's Events API posts to `[slack] events_path` of the app that pings agents (its Request URL
+in the app's settings; subscribe to `message.im`). Each request is verified with the app's
+signing secret before anything is read; then a message in a thread that ping_threads knows,
+from a Slack user who is an agent in the rules in force, is written through
+inbox/routing/reply.py like a reply from the CLI, and leaves through the outbox. Slack delivers
+an event again when our answer is slow: the event's channel and ts make the second one a
+no-op. Anything else (our own posts, edits, top-level DMs, strangers) is answered 200 and left.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.orm import Session, sessionmaker
+
+from inbox.routing.person import NoSuchConversation
+from inbox.routing.reply import CannotReply, Duplicate, write_reply
+from inbox.store.db import transaction
+from inbox.store.models import PingThread
+from inbox.webhook import WebRequest, WebResponse, text
+
+log = structlog.get_logger(__name__)
+
+MAX_AGE_SECONDS = 5 * 60
+NOTE = re.compile(r"^\s*(?:note:|!note\b)\s*", re.IGNORECASE)
+
+
+class AgentReplies:
+    def __init__(
+        self,
+        writers: sessionmaker[Session],
+        signing_secret: str,
+        agent_of: Callable[[str], str],
+        *,
+        written: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.writers = writers
+        self.verifier = SignatureVerifier(signing_secret)
+        #: A Slack user id to the agent's name in the rules in force ("" for none).
+        self.agent_of = agent_of
+        #: Called after a reply is written (wakes the reply sender).
+        self.written = written
+        self.log = log.bind(component="agent_replies")
+
+    def receive(self, request: WebRequest) -> WebResponse:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        try:
+            envelope = json.loads(request.body)
+        except ValueError:
+            return text(400, "body is not JSON")
+        if not isinstance(envelope, dict):
+            return text(400, "body is not a JSON object")
+        if envelope.get("type") == "url_verification":
+            challenge = str(envelope.get("challenge") or "")
+            return WebResponse(200, challenge.encode(), content_type="text/plain")
+        event = envelope.get("event")
+        if envelope.get("type") != "event_callback" or not isinstance(event, dict):
+            return text(200, "ignored")
+        return self._message(event)
+
+    def _refusal(self, request: WebRequest) -> WebResponse | None:
+        timestamp = request.header("x-slack-request-timestamp")
+        signature = request.header("x-slack-signature")
+        if not timestamp or not signature:
+            self.log.warning("agent_reply_refused", reason="unsigned", remote=request.remote)
+            return text(401, "missing Slack signature")
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError:
+            age = float("inf")
+        if age > MAX_AGE_SECONDS:
+            self.log.warning("agent_reply_refused", reason="stale or bad timestamp")
+            return text(401, "request timestamp too old")
+        if not self.verifier.is_valid(request.body, timestamp, signature):
+            self.log.warning("agent_reply_refused", reason="bad signature", remote=request.remote)
+            return text(401, "bad Slack signature")
+        return None
+
+    def _message(self, event: dict[str, Any]) -> WebResponse:
+        thread, ts = str(event.get("thread_ts") or ""), str(event.get("ts") or "")
+        channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+        if (
+            event.get("type") != "message"
+            or event.get("subtype")
+            or event.get("bot_id")
+            or not thread
+            or thread == ts
+        ):
+            return text(200, "ignored")
+        with self.writers() as session:
+            ping = session.get(PingThread, (channel, thread))
+            conversation_id = ping.conversation_id if ping is not None else None
+        if conversation_id is None:
+            return text(200, "not a ping's thread")
+        agent = self.agent_of(user)
+        if not agent:
+            self.log.warning("agent_reply_ignored", reason="not an agent", slack_user=user)
+            return text(200, "not an agent")
+        body = str(event.get("text") or "")
+        note = bool(NOTE.match(body))
+        if note:
+            body = NOTE.sub("", body, count=1)
+        try:
+            with transaction(self.writers) as session:
+                written = write_reply(
+                    session,
+                    conversation_id,
+                    author=agent,
+                    text=body,
+                    note=note,
+                    source=f"slack:{channel}:{ts}",
+                )
+        except Duplicate:
+            return text(200, "duplicate")
+        except (CannotReply, NoSuchConversation) as error:
+            self.log.warning(
+                "agent_reply_refused", reason=str(error), conversation_id=conversation_id
+            )
+            return text(200, "refused")
+        self.log.info(
+            "agent_replied",
+            conversation_id=conversation_id,
+            agent=agent,
+            note=note,
+            message_id=written.message_id,
+        )
+        self.written()
+        return text(200, "ok")

@@ -1,0 +1,205 @@
+"""Agents answer from Slack, end to end in a running daemon, on SQLite and PostgreSQL: a
+customer's mail arrives, the assigned agent's ping goes out (fake Slack), the agent replies in
+the ping's thread (a signed Events API request), the reply reaches the SMTP server, and the
+customer's answer threads into the same conversation."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.maildir import MaildirConfig, MaildirConnector
+from inbox.config import Settings
+from inbox.service.daemon import Daemon
+from inbox.store.models import Conversation, Message, PingThread
+from rules.holder import RulesInForce
+from tests.conftest import BACKENDS, Store
+from tests.fake_slack import FakeSlack
+from tests.helpers import mail
+from tests.processes import wait_for
+from tests.smtp_server import PASSWORD, SmtpServer
+
+pytestmark = BACKENDS
+
+TOKEN_ENV = "INBOX_TEST_AGENT_SLACK_TOKEN"
+SECRET_ENV = "INBOX_TEST_AGENT_SLACK_SECRET"
+RULES = """\
+agents:
+  esko: {slack: UESKO, languages: [fi, en]}
+teams:
+  support: {members: [esko]}
+rules:
+  - name: everything-to-support
+    when: {channel: email}
+    then: {assign: {team: support}}
+"""
+ANSWER = "Hei Aino, uusi vetoketju lähtee huomenna."
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        monkeypatch.setenv(TOKEN_ENV, fake.bot_token)
+        monkeypatch.setenv(SECRET_ENV, fake.signing_secret)
+        fake.add_user("UESKO", name="esko", real_name="Esko Agent")
+        fake.add_user("USTRANGER", name="visitor", real_name="Not An Agent")
+        yield fake
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", PASSWORD)
+    with SmtpServer(tmp_path) as server:
+        yield server
+
+
+class Running:
+    def __init__(self, store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path) -> None:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(RULES, encoding="utf-8")
+        self.maildir = tmp_path / "maildir"
+        for sub in ("new", "cur", "tmp"):
+            (self.maildir / sub).mkdir(parents=True)
+        settings = Settings(
+            database_url=store.url,
+            data_dir=tmp_path,
+            rules_file=rules,
+            ingest={"workers": 0},
+            slack={
+                "bot_token": {"env": TOKEN_ENV},
+                "signing_secret": {"env": SECRET_ENV},
+                "api_url": slack.url,
+            },
+            web={"listen": "127.0.0.1:0"},
+        )
+        connector = MaildirConnector(
+            MaildirConfig(
+                name="box",
+                type="maildir",
+                path=self.maildir,
+                poll_seconds=0.2,
+                smtp=smtp.settings(),
+            )
+        )
+        self.daemon = Daemon(settings, [connector], rules=RulesInForce(rules))
+        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
+        self.slack = slack
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        wait_for(lambda: self.daemon.web is not None, "the receiver to listen")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.daemon.stopping.set()
+        self.daemon.wake.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+    def deliver(self, name: str, payload: bytes) -> None:
+        (self.maildir / "tmp" / name).write_bytes(payload)
+        (self.maildir / "tmp" / name).rename(self.maildir / "new" / name)
+
+    def post_event(self, event: dict[str, object], *, sign: bool = True) -> tuple[int, str]:
+        body = json.dumps(self.slack.event(event)).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            headers.update(self.slack.sign(body))
+        else:
+            headers.update({"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=forged"})
+        assert self.daemon.web is not None
+        request = urllib.request.Request(
+            self.daemon.web.url + "/webhooks/slack/agents", data=body, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+
+def ping_thread(store: Store) -> PingThread:
+    with store.readers() as session:
+        found = session.scalars(select(PingThread)).first()
+        assert found is not None
+        return found
+
+
+def test_an_agents_answer_in_the_pings_thread_reaches_the_customer_once(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        assert thread.agent == "esko"
+
+        ts = slack.post(thread.channel, ANSWER, user="UESKO", thread_ts=thread.ts)
+        event = {
+            "type": "message",
+            "channel": thread.channel,
+            "channel_type": "im",
+            "user": "UESKO",
+            "text": ANSWER,
+            "ts": ts,
+            "thread_ts": thread.ts,
+        }
+        assert running.post_event(event) == (200, "ok\n")
+        assert running.post_event(event) == (200, "duplicate\n")  # Slack's retry
+        wait_for(lambda: len(smtp.received) == 1, "the reply at the SMTP server", timeout=30)
+        sent = smtp.received[0]
+        assert sent.recipients == ["aino@example.fi"]
+        assert sent.message["In-Reply-To"] == "<q1@example.fi>"
+
+        note_ts = slack.post(
+            thread.channel, "note: soitin hänelle", user="UESKO", thread_ts=thread.ts
+        )
+        status = running.post_event({**event, "ts": note_ts, "text": "note: soitin hänelle"})
+        assert status == (200, "ok\n")
+
+        our_id = sent.message["Message-ID"].strip("<>")
+        running.deliver("2.M2P1.test", mail(message_id="a1@example.fi", in_reply_to=our_id))
+        wait_for(
+            lambda: _directions(store) == ["in", "out", "note", "in"], "the answer", timeout=30
+        )
+        with store.readers() as session:
+            assert session.scalars(select(Conversation.status)).all() == ["open"]
+        assert len(smtp.received) == 1  # the note was never sent, the reply once
+
+
+def test_a_forged_or_strangers_message_in_the_thread_writes_nothing(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        event = {
+            "type": "message",
+            "channel": thread.channel,
+            "channel_type": "im",
+            "user": "UESKO",
+            "text": "forged",
+            "ts": "1700000000.000100",
+            "thread_ts": thread.ts,
+        }
+        assert running.post_event(event, sign=False)[0] == 401
+        assert running.post_event({**event, "user": "USTRANGER"}) == (200, "not an agent\n")
+        assert _directions(store) == ["in"]
+
+
+def _has_ping_thread(store: Store) -> bool:
+    with store.readers() as session:
+        return session.scalars(select(PingThread)).first() is not None
+
+
+def _directions(store: Store) -> list[str]:
+    with store.readers() as session:
+        return list(session.scalars(select(Message.direction).order_by(Message.id)))
