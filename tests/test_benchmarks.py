@@ -40,6 +40,10 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
         ["--assignments", "20", "--agents", "3"],
         ["exactly once: yes"],
     ),
+    "replies.py": (
+        ["--replies", "30"],
+        ["30 replies, 30 delivered", "exactly once: yes"],
+    ),
     "rules.py": (
         [
             *("--rules", "20", "--messages", "60"),

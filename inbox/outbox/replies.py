@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,7 +43,9 @@ from inbox.store.sql import insert_ignore_many
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(minutes=2)
-CLAIM_LIMIT = 20
+CLAIM_LIMIT = 40
+#: Replies sent side by side (different conversations; bench/replies.py measures it).
+PARALLEL = 4
 POLL_SECONDS = 1.0
 MAX_BACKOFF = timedelta(minutes=15)
 #: A reply still not taken after this long is dead: the agent should know, not wait.
@@ -53,6 +57,7 @@ class _Claimed:
     row_id: int
     key: str
     payload: ReplyToSend
+    conversation_id: int | None
     attempts: int
     created_at: datetime
     #: An earlier attempt began and was never recorded.
@@ -76,6 +81,7 @@ class ReplySender:
         *,
         clock: Callable[[], datetime] = utcnow,
         slack_of: Callable[[str], str] = lambda agent: "",
+        parallel: int = PARALLEL,
     ) -> None:
         self.writers = writers
         self.senders = dict(senders)
@@ -85,6 +91,7 @@ class ReplySender:
         self.wakeup = threading.Event()
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="reply-send")
         self.log = log.bind(component="replies")
 
     def start(self) -> None:
@@ -99,6 +106,7 @@ class ReplySender:
         self.wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self.stopping.is_set():
@@ -114,11 +122,19 @@ class ReplySender:
     def run_once(self) -> int:
         """Claim what is due, send it, record each outcome; the number of rows handled."""
         claimed = self._claim()
+        by_conversation: dict[int | None, list[_Claimed]] = defaultdict(list)
         for row in claimed:
+            by_conversation[row.conversation_id].append(row)
+        # Conversations side by side (a reply waits on its provider, not on the CPU); one
+        # conversation's replies in order, so that the customer reads them as written.
+        list(self._pool.map(self._send_in_order, by_conversation.values()))
+        return len(claimed)
+
+    def _send_in_order(self, rows: list[_Claimed]) -> None:
+        for row in rows:
             outgoing = self._outgoing(row)
             outcome = self._attempt(row, outgoing) if outgoing is not None else self._gone(row)
             self._record(row, outcome)
-        return len(claimed)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -149,6 +165,7 @@ class ReplySender:
                         item.id,
                         item.idempotency_key,
                         payload,
+                        item.conversation_id,
                         item.attempts,
                         item.created_at,
                         lapsed,

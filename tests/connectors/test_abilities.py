@@ -46,7 +46,7 @@ def test_each_built_in_connector_declares_what_it_can_do() -> None:
         "imap": {"Watched", "Answering"},
         "maildir": {"Answering"},
         "slack": {"Watched", "WebhookReceiver", "WebhookFed", "Answering"},
-        "twilio": {"Watched", "WebhookReceiver", "WebhookFed"},
+        "twilio": {"Watched", "WebhookReceiver", "WebhookFed", "Answering"},
     }
 
 
