@@ -9,7 +9,9 @@ it. Options:
 - `username` with `auth`: `login` (the server picks PLAIN or LOGIN) with `password`, or
   `xoauth2` with `token`, both secret sources like IMAP's; no `username`: no authentication (a
   local MTA);
-- `from_address` (default: the address the customer wrote to) and `from_name`, the display name.
+- `from_address` (default: the address the customer wrote to) and `from_name`, the display name;
+- `markdown` (default true): a reply written in Markdown (emphasis, lists, links, headings,
+  quotes, code) also goes as HTML, rendered with raw HTML escaped, beside the text as written.
 
 What the customer receives: our own Message-ID (it carries the conversation's token, so their
 answer threads even when their client drops References), In-Reply-To their last message,
@@ -23,6 +25,7 @@ is `unsure`, and the outbox does not send it again blindly (connectors/base.py, 
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email.headerregistry import Address
@@ -33,6 +36,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Literal
 
+from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.base import Delivery, Outgoing, SendFailed
@@ -55,6 +59,7 @@ class SmtpConfig(BaseModel):
     from_address: str = ""
     from_name: str = ""
     timeout_seconds: float = Field(default=30, gt=0)
+    markdown: bool = True
 
     @property
     def effective_port(self) -> int:
@@ -86,9 +91,26 @@ def compose(outgoing: Outgoing, config: SmtpConfig) -> EmailMessage:
         message["References"] = " ".join(f"<{ref}>" for ref in outgoing.references)
     message["Auto-Submitted"] = "no"
     message.set_content(outgoing.text, charset="utf-8", cte="quoted-printable")
-    if outgoing.html:
-        message.add_alternative(outgoing.html, subtype="html", charset="utf-8")
+    html = outgoing.html or (markdown_html(outgoing.text) if config.markdown else "")
+    if html:
+        message.add_alternative(html, subtype="html", charset="utf-8")
     return message
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "breaks": True})
+#: Rendered tags that plain prose also gives: with only these, the text was not Markdown.
+_PLAIN_TAGS = re.compile(r"</?(?:p|br ?/?)>")
+
+
+def markdown_html(text: str) -> str:
+    """The HTML of a reply written in Markdown, or "" for plain prose (which needs none).
+    Raw HTML in the text is escaped, never passed on: an agent's paste cannot inject markup."""
+    rendered = _MARKDOWN.render(text)
+    if not re.search(r"<[a-z]", _PLAIN_TAGS.sub("", rendered)):
+        return ""
+    return (
+        f'<!DOCTYPE html>\n<html><body style="font-family: sans-serif">\n{rendered}</body></html>\n'
+    )
 
 
 def reply_subject(subject: str) -> str:

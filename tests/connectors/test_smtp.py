@@ -155,3 +155,24 @@ def test_a_server_that_is_not_there_is_temporary(tmp_path: Path) -> None:
 )
 def test_the_subject_gets_one_re(original: str, expected: str) -> None:
     assert reply_subject(original) == expected
+
+
+def test_a_reply_written_in_markdown_also_goes_as_html_with_raw_html_escaped(
+    server: SmtpServer,
+) -> None:
+    text = "Hei Aino,\n\n**Uusi vetoketju** lähtee:\n\n- huomenna\n- ilmaiseksi\n\n<b>Esko</b>"
+    sender_for(server).send(reply(text=text))
+    message = server.received[0].message
+    parts = {part.get_content_type(): part.get_content() for part in message.iter_parts()}
+    assert parts["text/plain"].replace("\r\n", "\n").rstrip("\n") == text  # as written
+    assert "<strong>Uusi vetoketju</strong>" in parts["text/html"]
+    assert "<li>huomenna</li>" in parts["text/html"]
+    assert "&lt;b&gt;Esko&lt;/b&gt;" in parts["text/html"]
+
+
+def test_plain_prose_goes_as_text_alone_and_markdown_can_be_turned_off(
+    server: SmtpServer,
+) -> None:
+    sender_for(server).send(reply())
+    sender_for(server, markdown=False).send(reply(text="**ei** HTML:ää"))
+    assert [r.message.get_content_type() for r in server.received] == ["text/plain"] * 2
