@@ -43,6 +43,7 @@ from imapclient.imapclient import DELETED, SEEN
 from connectors.base import ConnectorConfig
 from connectors.imap_config import ImapConfig
 from connectors.imap_idle import IdleWatcher
+from connectors.imap_sent import SentFolder
 from connectors.imap_session import (
     CONNECTION_ERRORS,
     FAILURES,
@@ -115,7 +116,10 @@ class ImapConnector:
 
     def sender(self) -> SmtpSender | None:
         """Replies to this mailbox's conversations go through its `smtp` block."""
-        return SmtpSender(self.config.smtp) if self.config.smtp is not None else None
+        if self.config.smtp is None:
+            return None
+        sent = SentFolder(self.config, self.credentials) if self.config.sent_folder else None
+        return SmtpSender(self.config.smtp, sent=sent)
 
     def close(self) -> None:
         for watcher in self._watchers:

@@ -43,6 +43,11 @@ class ImapConfig(ConnectorConfig):
     timeout_seconds: float = Field(default=60, gt=0)
     #: Where replies to this mailbox's conversations are handed over (connectors/smtp.py).
     smtp: SmtpConfig | None = None
+    #: The Sent folder: a copy of each reply is kept there, and a reply whose SMTP answer
+    #: was lost is looked for there (connectors/imap_sent.py). "": neither.
+    sent_folder: str = ""
+    #: The SMTP server files what it takes into sent_folder itself (Gmail, Microsoft 365).
+    server_saves_sent: bool = False
 
     @property
     def effective_port(self) -> int:

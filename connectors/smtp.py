@@ -34,7 +34,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import formatdate
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -121,12 +121,22 @@ def reply_subject(subject: str) -> str:
     return f"Re: {stripped}" if stripped else "Re: your message"
 
 
+class SentBox(Protocol):
+    """Where a sent reply's copy is kept and looked for (connectors/imap_sent.py)."""
+
+    def keep(self, message: bytes) -> None: ...
+
+    def holds(self, message_id: str) -> bool | None: ...
+
+
 class SmtpSender:
     """One connection per reply: replies are few, and a connection kept open would be dropped
     by the server's idle timeout between them anyway."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, *, sent: SentBox | None = None) -> None:
         self.config = config
+        #: The mailbox's Sent folder, when the connector has one (connectors/imap_sent.py).
+        self.sent = sent
         source = config.password if config.auth == "login" else config.token
         self.secret = Secret(source) if config.username and source is not None else None
 
@@ -159,7 +169,7 @@ class SmtpSender:
             if code >= 400:
                 raise _refused(code, answer, "DATA")
             said = _text(answer)
-            return Delivery(provider_id=_queue_id(said), answer=f"{code} {said}"[:500])
+            delivery = Delivery(provider_id=_queue_id(said), answer=f"{code} {said}"[:500])
         except smtplib.SMTPResponseException as error:
             raise _refused(error.smtp_code, error.smtp_error, "the session") from None
         except (smtplib.SMTPServerDisconnected, OSError) as error:
@@ -168,10 +178,15 @@ class SmtpSender:
             ) from None
         finally:
             _quietly_quit(client)
+        if self.sent is not None:
+            self.sent.keep(payload)
+        return delivery
 
     def was_sent(self, outgoing: Outgoing) -> bool | None:
-        """An SMTP server keeps no record we can ask for."""
-        return None
+        """An SMTP server keeps no record we can ask for; the mailbox's Sent folder may."""
+        if self.sent is None:
+            return None
+        return self.sent.holds(outgoing.message_id)
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
