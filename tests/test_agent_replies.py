@@ -173,6 +173,20 @@ def test_an_agents_answer_in_the_pings_thread_reaches_the_customer_once(
             assert session.scalars(select(Conversation.status)).all() == ["open"]
         assert len(smtp.received) == 1  # the note was never sent, the reply once
 
+        # Her answer follows into the thread, where esko can answer it in turn.
+        def followed() -> list[str]:
+            return [
+                str(m.get("text"))
+                for m in slack.messages(thread.channel)
+                if m.get("bot_id") == slack.bot_id
+                and m.get("thread_ts") == thread.ts
+                and m["ts"] != thread.ts
+            ]
+
+        wait_for(lambda: followed(), "her answer in the ping's thread", timeout=30)
+        [posted] = followed()
+        assert posted.startswith("Aino Virtanen wrote: Hei, teltan vetoketju")
+
 
 def test_a_forged_or_strangers_message_in_the_thread_writes_nothing(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path

@@ -51,6 +51,7 @@ from inbox.store.outbox_kinds import (
     NotifyPing,
     QueuedPing,
     SlackPing,
+    ThreadFollowUp,
     read_slack_ping,
     slack_target,
 )
@@ -413,6 +414,7 @@ class Notifier:
                 text=message["text"],
                 blocks=message["blocks"],
                 unfurl_links=False,
+                thread_ts=payload.thread_ts if isinstance(payload, ThreadFollowUp) else None,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"key": row.key}},
             )
             posting = False
@@ -430,7 +432,7 @@ class Notifier:
             raise _Retry(f"Slack unreachable: {error}"[:300], unsure_since=unsure) from None
 
     def _channel_for(self, payload: SlackPing) -> str:
-        user = "" if isinstance(payload, QueuedPing) else payload.slack_user
+        user = "" if isinstance(payload, QueuedPing | ThreadFollowUp) else payload.slack_user
         if not user:
             return slack_target(payload)
         channel = self._dm_of.get(user)
@@ -588,6 +590,8 @@ def _compose(payload: SlackPing, view: ConversationView, now: datetime) -> dict[
             return slack_messages.queued(view, now, payload.team, payload.rule, payload.skipped)
         case NotifyPing():
             return slack_messages.notice(view, now, payload.text, payload.rule)
+        case ThreadFollowUp():
+            return slack_messages.follow_up(view, payload.sender, payload.text)
 
 
 def _thread_of(row: _Row, result: dict[str, Any]) -> dict[str, Any]:
@@ -624,7 +628,7 @@ def _about(row: _Row) -> dict[str, Any]:
         "outbox_id": row.id,
         "kind": row.kind,
         "conversation_id": row.conversation_id,
-        "rule": row.payload.rule,
+        "rule": "" if isinstance(row.payload, ThreadFollowUp) else row.payload.rule,
     }
 
 

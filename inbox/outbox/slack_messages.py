@@ -152,5 +152,18 @@ def notice(view: ConversationView, now: datetime, text: str, rule: str) -> dict[
     }
 
 
+def follow_up(view: ConversationView, sender: str, text: str) -> dict[str, Any]:
+    """The customer's next message, in the ping's thread: answer it right there."""
+    who = escape(_clip(sender, 100)) or "The customer"
+    quoted = "\n".join(f"> {escape(line)}" for line in _clip(text, 2500).splitlines()) or "> …"
+    return {
+        "text": f"{_clip(sender, 100) or 'The customer'} wrote: {_clip(text, 150)} #{view.id}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{who}* wrote:\n{quoted}"}},
+            _context("Answer in this thread: it goes to the customer (`note:` keeps it internal)."),
+        ],
+    }
+
+
 def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

@@ -37,6 +37,7 @@ from inbox.normalize.prepare import (
 )
 from inbox.pipeline.workers import worker_init
 from inbox.raw import Batch, RawMessage
+from inbox.routing.follow_up import follow_up_pings
 from inbox.routing.rules_pass import Tally, run_rules
 from inbox.store.batch_writer import BatchResult, BatchWriter
 from inbox.store.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -331,6 +332,7 @@ class Pipeline:
                 writer.result.rule_decisions.update(tally.decisions)
                 writer.result.assignments.update(tally.assignments)
                 session.flush()
+            follow_up_pings(session, writer.arrivals(), self.clock())
             writer.log_stored()
         result = writer.result
         result.conversation_ids = list(dict.fromkeys(c.id for c in writer.conversations))

@@ -61,6 +61,19 @@ class NotifyPing:
 
 
 @dataclass(frozen=True)
+class ThreadFollowUp:
+    """What the customer wrote next, posted in the thread of the agent's ping, so that a
+    conversation can be run from Slack (the agent answers in the same thread)."""
+
+    KIND: ClassVar[str] = "slack.thread"
+
+    slack_channel: str
+    thread_ts: str
+    sender: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class ReplyToSend:
     """An agent's reply, stored as an outbound message (its id here), to leave through the
     connector that received the conversation (inbox/outbox/replies.py). The message itself
@@ -73,15 +86,16 @@ class ReplyToSend:
     channel: str = ""
 
 
-SlackPing = AssignmentPing | QueuedPing | NotifyPing
+SlackPing = AssignmentPing | QueuedPing | NotifyPing | ThreadFollowUp
 OutboxPayload = SlackPing | ReplyToSend
 
 #: Every kind, to its payload type.
 PAYLOADS: dict[str, type[OutboxPayload]] = {
-    kind.KIND: kind for kind in (AssignmentPing, QueuedPing, NotifyPing, ReplyToSend)
+    kind.KIND: kind
+    for kind in (AssignmentPing, QueuedPing, NotifyPing, ThreadFollowUp, ReplyToSend)
 }
 #: What the Slack notifier sends (inbox/outbox/notifier.py).
-SLACK_KINDS = (AssignmentPing.KIND, QueuedPing.KIND, NotifyPing.KIND)
+SLACK_KINDS = (AssignmentPing.KIND, QueuedPing.KIND, NotifyPing.KIND, ThreadFollowUp.KIND)
 
 
 class UnknownKind(ValueError):
@@ -125,7 +139,7 @@ def slack_target(payload: SlackPing) -> str:
     match payload:
         case AssignmentPing():
             return payload.slack_user
-        case QueuedPing():
+        case QueuedPing() | ThreadFollowUp():
             return payload.slack_channel
         case NotifyPing():
             return payload.slack_user or payload.slack_channel
