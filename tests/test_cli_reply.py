@@ -143,3 +143,22 @@ def test_what_the_cli_refuses(tmp_path: Path, server: SmtpServer) -> None:
         main, ["--config", str(config), "conversations", "reply", "99", "--text", "hei"]
     )
     assert missing.exit_code == 1 and "no conversation 99" in missing.output
+
+
+def test_a_closed_conversation_opens_again_when_the_customer_writes(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    config, maildir = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    inbox(config, "run", "--once")
+    assert inbox(config, "conversations", "close", "1", "--by", "esko").output == (
+        "conversation 1 closed\n"
+    )
+    assert "closed already" in inbox(config, "conversations", "close", "1").output
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    assert shown["status"] == "closed"
+    assert [(e["kind"], e["actor"]) for e in shown["events"]][-1] == ("closed", "person:esko")
+    deliver(maildir, "2.M2P1.test", mail(message_id="q2@example.fi", in_reply_to="q1@example.fi"))
+    inbox(config, "run", "--once")
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    assert shown["status"] == "open"

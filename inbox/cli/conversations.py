@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from inbox.cli.assign import assign_conversation, unassign_conversation
 from inbox.cli.common import console, iso, reading_session, when
 from inbox.cli.context import AppContext, pass_app
-from inbox.cli.reply import reply_conversation
+from inbox.cli.reply import close_conversation, reply_conversation
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60
@@ -316,3 +316,4 @@ def _why(conversation: Conversation, events: Any) -> list[str]:
 conversations.add_command(assign_conversation)
 conversations.add_command(unassign_conversation)
 conversations.add_command(reply_conversation)
+conversations.add_command(close_conversation)

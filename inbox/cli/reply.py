@@ -1,6 +1,6 @@
-"""`inbox conversations reply`: an agent's answer to the customer, or an internal note, written
-by inbox/routing/reply.py as the Slack thread and the web desk write theirs. The reply leaves
-with the daemon's next pass over the outbox (`inbox run`, or `inbox run --once`)."""
+"""`inbox conversations reply` and `close`: an agent's answer to the customer, or an internal
+note, written by inbox/routing/reply.py as the Slack thread and the web desk write theirs. The
+reply leaves with the daemon's next pass over the outbox (`inbox run`, or `inbox run --once`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from inbox.cli.common import store_writers
 from inbox.cli.context import AppContext, pass_app, person_name
-from inbox.routing.person import NoSuchConversation
+from inbox.routing.person import NoSuchConversation, close_by_person
 from inbox.routing.reply import CannotReply, write_reply
 from inbox.store.db import transaction
 
@@ -63,3 +63,21 @@ def reply_conversation(
         count = segments(text.strip("\n"))
         if count > 1:
             click.echo(f"the text goes as {count} SMS segments, each one charged")
+
+
+@click.command("close")
+@click.argument("conversation_id", type=int)
+@click.option("--by", "person", help="Who closes it, for the history (default: your login name).")
+@pass_app
+def close_conversation(app: AppContext, conversation_id: int, person: str | None) -> None:
+    """Close a conversation; the customer's next message opens it again."""
+    by = person_name(person)
+    try:
+        with transaction(store_writers(app)) as session:
+            closed = close_by_person(session, conversation_id, person=by)
+    except NoSuchConversation as error:
+        raise click.ClickException(str(error)) from None
+    if closed:
+        click.echo(f"conversation {conversation_id} closed")
+    else:
+        click.echo(f"conversation {conversation_id} is closed already: nothing changed")

@@ -92,3 +92,20 @@ def locked_conversation(session: Session, conversation_id: int) -> Conversation:
     if conversation is None:
         raise NoSuchConversation(conversation_id)
     return conversation
+
+
+def close_by_person(session: Session, conversation_id: int, *, person: str) -> bool:
+    """Close it: answered, nothing more to do. The customer's next message opens it again
+    (within the reopen window; after it, a new conversation links to this one). False when it
+    was closed already (nothing is written)."""
+    conversation = locked_conversation(session, conversation_id)
+    if conversation.status == "closed":
+        return False
+    now = utcnow()
+    writer = RoutingWriter(session, now)
+    writer.event(conversation.id, "closed", f"person:{person}", {"was": conversation.status})
+    conversation.status = "closed"
+    conversation.closed_at = now
+    conversation.updated_at = now
+    writer.flush()
+    return True
