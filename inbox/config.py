@@ -117,6 +117,8 @@ class SlackSettings(BaseModel):
     #: (Events API, `message.im`, Request URL ending in `events_path`).
     signing_secret: SecretSource | None = None
     events_path: str = "/webhooks/slack/agents"
+    #: The buttons on pings (the app's Interactivity Request URL ends in this).
+    actions_path: str = "/webhooks/slack/actions"
 
 
 class WebSettings(BaseModel):

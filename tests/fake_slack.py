@@ -192,6 +192,20 @@ def _check_blocks(blocks: Any) -> None:
                 if isinstance(element, dict) and element.get("type") == "image":
                     continue
                 _check_text_object(element, max_length=SECTION_TEXT_MAX)
+        elif kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not elements or len(elements) > 25:
+                raise SlackError("invalid_blocks")
+            for element in elements:
+                if not isinstance(element, dict) or element.get("type") != "button":
+                    raise SlackError("invalid_blocks")
+                _check_text_object(element.get("text"), max_length=75, plain_only=True)
+                if len(str(element.get("action_id", ""))) > 255:
+                    raise SlackError("invalid_blocks")
+                if len(str(element.get("value", ""))) > 2000:
+                    raise SlackError("invalid_blocks")
+                if element.get("style") not in (None, "primary", "danger"):
+                    raise SlackError("invalid_blocks")
 
 
 def _check_metadata(metadata: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings
 from inbox.service.daemon import Daemon
-from inbox.store.models import Conversation, Message, PingThread
+from inbox.store.models import Conversation, Event, Message, PingThread
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack
@@ -124,6 +125,25 @@ class Running:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
+    def click(self, user: str, action: str, value: str, *, sign: bool = True) -> tuple[int, str]:
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user},
+            "actions": [{"action_id": action, "value": value, "type": "button"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers.update(self.slack.sign(body) if sign else {"X-Slack-Signature": "v0=forged"})
+        assert self.daemon.web is not None
+        request = urllib.request.Request(
+            self.daemon.web.url + "/webhooks/slack/actions", data=body, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
 
 def ping_thread(store: Store) -> PingThread:
     with store.readers() as session:
@@ -217,3 +237,44 @@ def _has_ping_thread(store: Store) -> bool:
 def _directions(store: Store) -> list[str]:
     with store.readers() as session:
         return list(session.scalars(select(Message.direction).order_by(Message.id)))
+
+
+def test_the_pings_buttons_hand_back_claim_and_close(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        [ping] = [m for m in slack.messages(thread.channel) if m["ts"] == thread.ts]
+        buttons = next(b for b in ping["blocks"] if b["type"] == "actions")["elements"]
+        assert [(b["action_id"], b["value"]) for b in buttons] == [
+            ("inbox_close", str(thread.conversation_id)),
+            ("inbox_hand_back", str(thread.conversation_id)),
+        ]
+        value = str(thread.conversation_id)
+
+        assert running.click("UESKO", "inbox_hand_back", value, sign=False)[0] == 401
+        assert running.click("USTRANGER", "inbox_close", value) == (200, "not an agent\n")
+        assert _conversation(store) == ("open", "esko")
+        assert running.click("UESKO", "inbox_hand_back", value) == (200, "ok\n")
+        assert _conversation(store) == ("open", None)
+        assert running.click("UESKO", "inbox_claim", value) == (200, "ok\n")
+        assert _conversation(store) == ("open", "esko")
+        assert running.click("UESKO", "inbox_close", value) == (200, "ok\n")
+        assert _conversation(store) == ("closed", "esko")
+        with store.readers() as session:
+            history = session.execute(
+                select(Event.kind, Event.actor).where(Event.actor == "person:esko")
+            ).all()
+        assert [tuple(row) for row in history] == [
+            ("unassigned", "person:esko"),
+            ("assigned", "person:esko"),
+            ("closed", "person:esko"),
+        ]
+
+
+def _conversation(store: Store) -> tuple[str, str | None]:
+    with store.readers() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        return conversation.status, conversation.assignee

@@ -122,7 +122,9 @@ def texts_of(message: dict[str, Any]) -> str:
         if "text" in block:
             parts.append(block["text"]["text"])
         parts.extend(field["text"] for field in block.get("fields", []))
-        parts.extend(element.get("text", "") for element in block.get("elements", []))
+        for element in block.get("elements", []):
+            label = element.get("text", "")  # a button's is a text object
+            parts.append(label["text"] if isinstance(label, dict) else label)
     return "\n".join(parts)
 
 

@@ -38,6 +38,12 @@ class ConversationView:
     link: str = ""
 
 
+#: The buttons' action ids (inbox/service/agent_replies.py acts on them).
+CLAIM = "inbox_claim"
+CLOSE = "inbox_close"
+HAND_BACK = "inbox_hand_back"
+
+
 def escape(text: str) -> str:
     """Slack's mrkdwn control characters, so customer text stays text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -115,6 +121,10 @@ def assignment(
         f"({view.priority}, {CHANNEL_LABELS.get(view.channel, view.channel)}, "
         f"waiting {waited(view.waiting_since, now)})"
     )
+    blocks.append(_buttons(view, (CLOSE, "Close", "primary"), (HAND_BACK, "Hand back", "")))
+    blocks.append(
+        _context("Answer in this thread: it goes to the customer (`note:` keeps it internal).")
+    )
     return {"text": text, "blocks": blocks}
 
 
@@ -140,6 +150,7 @@ def queued(
         reasons = "; ".join(f"{escape(a)}: {escape(r)}" for a, r in list(skipped.items())[:10])
         blocks.insert(2, _context(_clip(f"Passed over: {reasons}", 2900)))
     text = f"#{view.id} waits in {team}'s queue: {_clip(view.subject, 100)}"
+    blocks.append(_buttons(view, (CLAIM, "Claim", "primary")))
     return {"text": text, "blocks": blocks}
 
 
@@ -163,6 +174,23 @@ def follow_up(view: ConversationView, sender: str, text: str) -> dict[str, Any]:
             _context("Answer in this thread: it goes to the customer (`note:` keeps it internal)."),
         ],
     }
+
+
+def _buttons(view: ConversationView, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+    """Buttons whose clicks come back to inbox/service/agent_replies.py, each carrying the
+    conversation's id."""
+    elements = []
+    for action, label, style in buttons:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": action,
+            "text": {"type": "plain_text", "text": label},
+            "value": str(view.id),
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": f"inbox_{view.id}", "elements": elements}
 
 
 def _context(text: str) -> dict[str, Any]:

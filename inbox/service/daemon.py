@@ -54,6 +54,7 @@ from inbox.service.web import WebServer
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.webhook import Handler
 from rules.holder import RulesInForce
+from rules.model import RuleSet
 
 log = structlog.get_logger(__name__)
 
@@ -207,6 +208,9 @@ class Daemon:
             totals=totals,
             spool=spool,
         )
+
+    def _ruleset(self) -> RuleSet | None:
+        return self.rules.current.ruleset if self.rules is not None else None
 
     def _agent_of(self, slack_user: str) -> str:
         """The agent with this Slack id in the rules in force ("" for none)."""
@@ -363,8 +367,10 @@ class Daemon:
                 Secret(slack.signing_secret).get(),
                 self._agent_of,
                 written=self.replies.wake,
+                ruleset=self._ruleset,
             )
             routes[slack.events_path] = agents.receive
+            routes[slack.actions_path] = agents.act
         for state in self.states:
             if not isinstance(state.connector, WebhookReceiver):
                 continue
