@@ -138,7 +138,7 @@ def test_what_the_cli_refuses(tmp_path: Path, server: SmtpServer) -> None:
             str(config),
         ],
     )
-    assert both.exit_code == 2 and "exactly one of --text or --file" in both.output
+    assert both.exit_code == 2 and "exactly one of --text, --file or --answer" in both.output
     missing = CliRunner().invoke(
         main, ["--config", str(config), "conversations", "reply", "99", "--text", "hei"]
     )
@@ -162,3 +162,29 @@ def test_a_closed_conversation_opens_again_when_the_customer_writes(
     inbox(config, "run", "--once")
     shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
     assert shown["status"] == "open"
+
+
+def test_a_canned_answer_goes_in_the_customers_language(tmp_path: Path, server: SmtpServer) -> None:
+    config, maildir = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)
+    (tmp_path / "rules.yaml").write_text("rules: []\n", encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
+    config.write_text('rules_file = "rules.yaml"\n' + text, encoding="utf-8")
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "zipper.fi.md").write_text(
+        "Hei {customer_first_name},\n\nuusi vetoketju lähtee huomenna.\n\n{agent_name}",
+        encoding="utf-8",
+    )
+    (answers / "zipper.en.md").write_text("Hi {customer_first_name}", encoding="utf-8")
+    (answers / "broken.en.md").write_text("Hi {name}", encoding="utf-8")
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    inbox(config, "run", "--once")
+
+    checked = CliRunner().invoke(main, ["--config", str(config), "answers", "check"])
+    assert checked.exit_code == 1
+    assert "broken.en.md: unknown placeholder name" in checked.output
+    replied = inbox(config, "conversations", "reply", "1", "--answer", "zipper", "--by", "Esko")
+    assert replied.exit_code == 0, replied.output
+    inbox(config, "run", "--once")
+    body = server.received[0].message.get_content().replace("\r\n", "\n")
+    assert body.rstrip("\n") == "Hei Aino,\n\nuusi vetoketju lähtee huomenna.\n\nEsko"

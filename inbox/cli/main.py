@@ -264,6 +264,7 @@ def _register_subcommands() -> None:
     from inbox.cli.conversations import conversations
     from inbox.cli.outbox import outbox
     from inbox.cli.raw import raw
+    from inbox.cli.reply import answers_group
     from inbox.cli.rules import rules
     from inbox.cli.status import status
 
@@ -272,6 +273,7 @@ def _register_subcommands() -> None:
     main.add_command(rules)
     main.add_command(outbox)
     main.add_command(status)
+    main.add_command(answers_group)
 
 
 _register_subcommands()

@@ -24,6 +24,9 @@ from inbox.store.db import transaction
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read it from this UTF-8 file ('-' is not taken: use --text \"$(cat)\").",
 )
+@click.option(
+    "--answer", "answer_name", help="A canned answer (answers/NAME.LANG.md beside the rules)."
+)
 @click.option("--note", is_flag=True, help="An internal note: stored, never sent.")
 @click.option("--by", "person", help="Who writes, for the history (default: your login name).")
 @pass_app
@@ -32,19 +35,22 @@ def reply_conversation(
     conversation_id: int,
     text: str | None,
     text_file: Path | None,
+    answer_name: str | None,
     note: bool,
     person: str | None,
 ) -> None:
     """Answer the customer over the channel they wrote on, threaded after their last message."""
-    if (text is None) == (text_file is None):
-        raise click.UsageError("give the reply with exactly one of --text or --file")
+    if sum(given is not None for given in (text, text_file, answer_name)) != 1:
+        raise click.UsageError("give the reply with exactly one of --text, --file or --answer")
+    author = person_name(person)
     if text_file is not None:
         try:
             text = text_file.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
             raise click.ClickException(f"{text_file} is not UTF-8 ({error.reason})") from None
+    if answer_name is not None:
+        text = _canned(app, conversation_id, answer_name, author)
     assert text is not None
-    author = person_name(person)
     try:
         with transaction(store_writers(app)) as session:
             written = write_reply(session, conversation_id, author=author, text=text, note=note)
@@ -81,3 +87,71 @@ def close_conversation(app: AppContext, conversation_id: int, person: str | None
         click.echo(f"conversation {conversation_id} closed")
     else:
         click.echo(f"conversation {conversation_id} is closed already: nothing changed")
+
+
+def _canned(app: AppContext, conversation_id: int, name: str, author: str) -> str:
+    """The answer in the conversation's language (else English), its placeholders filled."""
+    from sqlalchemy import select
+
+    from inbox.cli.common import reading_session
+    from inbox.store.models import Contact, Conversation, Message
+    from rules.answers import AnswerError, answers_folder, load_answers
+
+    rules_file = app.config().settings.rules_file
+    if rules_file is None:
+        raise click.ClickException("no rules_file is configured: answers live beside it")
+    answers, _ = load_answers(answers_folder(Path(rules_file)))
+    with reading_session(app) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise click.ClickException(f"no conversation {conversation_id}")
+        contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
+        sender_name = session.scalar(
+            select(Message.from_name)
+            .where(Message.conversation_id == conversation_id, Message.direction == "in")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        name_of_customer = (contact.name if contact else "") or sender_name or ""
+        values = {
+            "customer_name": name_of_customer,
+            "customer_first_name": name_of_customer.split(" ")[0] if name_of_customer else "",
+            "agent_name": author,
+            "conversation_id": str(conversation.id),
+            "subject": conversation.subject,
+        }
+        language = conversation.language
+    try:
+        used, _ = answers.pick(name, language)
+        text = answers.render(name, language, values)
+    except AnswerError as error:
+        raise click.ClickException(str(error)) from None
+    if used != language:
+        click.echo(f"no {name}.{language or '?'}.md: the English answer is used", err=True)
+    return text
+
+
+@click.group("answers")
+def answers_group() -> None:
+    """Canned answers beside the rules file (answers/NAME.LANG.md)."""
+
+
+@answers_group.command("check")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def answers_check(app: AppContext, folder: Path | None) -> None:
+    """Exit 0 when every answer can be used, else 1 with every problem."""
+    from rules.answers import answers_folder, load_answers
+
+    if folder is None:
+        rules_file = app.config().settings.rules_file
+        if rules_file is None:
+            raise click.UsageError("give FOLDER, or configure rules_file (answers live beside it)")
+        folder = answers_folder(Path(rules_file))
+    answers, problems = load_answers(folder)
+    for problem in problems:
+        click.echo(f"{folder}/{problem}", err=True)
+    count = sum(len(by_language) for by_language in answers.texts.values())
+    click.echo(f"{len(answers.texts)} answers in {count} files, {len(problems)} problems")
+    if problems:
+        raise SystemExit(1)
