@@ -166,6 +166,9 @@ class Outgoing:
     html: str = ""
     #: Slack: the thread it belongs in.
     thread: str = ""
+    #: Email: the customer's message it answers, with its attribution line ("On ..., X wrote:"),
+    #: for a sender that quotes the history.
+    quoted: str = ""
 
 
 @dataclass(frozen=True, slots=True)

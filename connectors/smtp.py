@@ -10,6 +10,8 @@ it. Options:
   `xoauth2` with `token`, both secret sources like IMAP's; no `username`: no authentication (a
   local MTA);
 - `from_address` (default: the address the customer wrote to) and `from_name`, the display name;
+- `quote` (default false): the customer's message, quoted below the reply with its "On ...,
+  X wrote:" line, as mail clients do;
 - `markdown` (default true): a reply written in Markdown (emphasis, lists, links, headings,
   quotes, code) also goes as HTML, rendered with raw HTML escaped, beside the text as written.
 
@@ -60,6 +62,7 @@ class SmtpConfig(BaseModel):
     from_name: str = ""
     timeout_seconds: float = Field(default=30, gt=0)
     markdown: bool = True
+    quote: bool = False
 
     @property
     def effective_port(self) -> int:
@@ -90,8 +93,11 @@ def compose(outgoing: Outgoing, config: SmtpConfig) -> EmailMessage:
     if outgoing.references:
         message["References"] = " ".join(f"<{ref}>" for ref in outgoing.references)
     message["Auto-Submitted"] = "no"
-    message.set_content(outgoing.text, charset="utf-8", cte="quoted-printable")
-    html = outgoing.html or (markdown_html(outgoing.text) if config.markdown else "")
+    text = outgoing.text
+    if config.quote and outgoing.quoted:
+        text = f"{text.rstrip()}\n\n{outgoing.quoted}\n"
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
+    html = outgoing.html or (markdown_html(text) if config.markdown else "")
     if html:
         message.add_alternative(html, subtype="html", charset="utf-8")
     return message

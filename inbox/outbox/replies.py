@@ -190,6 +190,7 @@ class ReplySender:
                 references=tuple(message.references),
                 html=message.html,
                 thread=str((message.headers or {}).get("thread", "")),
+                quoted=message.quoted_text,
             )
 
     # -- sending ------------------------------------------------------------------------------

@@ -157,6 +157,12 @@ def _address_reply(
         # our Message-ID (In-Reply-To) and drops the rest of the chain.
         message.message_id_header = f"inbox.{conversation.token}.{secrets.token_hex(6)}@{domain}"
         message.external_id = f"out:{message.message_id_header}"
+        # What the customer wrote, for a sender that quotes it below the reply.
+        when = answered.sent_at or answered.received_at
+        who = answered.from_name or answered.from_address
+        message.quoted_text = f"On {when:%Y-%m-%d %H:%M} UTC, {who} wrote:\n" + "\n".join(
+            f"> {line}" for line in (answered.new_text or answered.text).splitlines()
+        )
         chain = [*answered.references, answered.message_id_header]
         message.in_reply_to = [answered.message_id_header] if answered.message_id_header else []
         message.references = [ref for ref in dict.fromkeys(chain) if ref][-20:]

@@ -176,3 +176,16 @@ def test_plain_prose_goes_as_text_alone_and_markdown_can_be_turned_off(
     sender_for(server).send(reply())
     sender_for(server, markdown=False).send(reply(text="**ei** HTML:ää"))
     assert [r.message.get_content_type() for r in server.received] == ["text/plain"] * 2
+
+
+def test_the_customers_message_is_quoted_below_the_reply_when_asked(server: SmtpServer) -> None:
+    quoted = "On 2026-11-02 09:01 UTC, Aino Virtanen wrote:\n> Vetoketju meni rikki."
+    sender_for(server).send(reply(quoted=quoted))
+    sender_for(server, quote=True).send(reply(quoted=quoted))
+    plain, with_quote = (
+        r.message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+        for r in server.received
+    )
+    assert "wrote:" not in plain  # quoting is off by default
+    assert with_quote.startswith(FINNISH.rstrip())
+    assert with_quote.rstrip("\n").endswith(quoted)

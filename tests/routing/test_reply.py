@@ -69,6 +69,8 @@ def test_a_reply_is_an_outbound_message_threaded_after_the_customers_last(
         assert sent.references == ["q1@example.fi", "q2@example.fi"]
         assert sent.message_id_header.startswith(f"inbox.{conversation.token}.")
         assert sent.message_id_header.endswith("@northwind.example")
+        assert sent.quoted_text.startswith("On 2026-11-02 ")
+        assert "Aino Virtanen wrote:\n> Hei, teltan vetoketju" in sent.quoted_text
         [row] = session.scalars(select(OutboxItem).where(OutboxItem.kind == "reply"))
         assert row.payload == {"message": message_id, "connector": "mail", "channel": "email"}
         assert row.status == "pending"
