@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import _checkout  # noqa: F401  (first: see bench/_checkout.py)
+from _figures import spread
 from slack_sdk import WebClient
 from sqlalchemy import select
 
@@ -179,8 +179,8 @@ def report(rate_limited: float, committed: dict[str, float], slack: Timed, start
         f"  {len(committed):,} pings committed, {len(slack.accepted):,} delivered in "
         f"{last - started:.2f} s: {len(slack.accepted) / max(1e-9, last - started):,.0f} pings/s"
     )
-    print(f"  commit -> chat.postMessage, all pings:   {_spread(latencies)}")
-    print(f"  commit -> chat.postMessage, no 429 met:  {_spread(clean)} ({len(clean):,} pings)")
+    print(f"  commit -> chat.postMessage, all pings:   {spread(latencies)}")
+    print(f"  commit -> chat.postMessage, no 429 met:  {spread(clean)} ({len(clean):,} pings)")
     if rate_limited:
         print(f"  pings that met a 429: {len(slack.limited):,}")
     exact = not missing and not twice
@@ -189,17 +189,6 @@ def report(rate_limited: float, committed: dict[str, float], slack: Timed, start
         + ("yes" if exact else f"NO ({len(missing)} missing, {len(twice)} sent more than once)")
     )
     return exact
-
-
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "none"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return (
-        f"median {statistics.median(ordered) * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, "
-        f"max {ordered[-1] * 1000:,.0f} ms"
-    )
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -37,9 +36,11 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import _checkout  # noqa: F401  (first: see bench/_checkout.py)
+from _figures import spread
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import Connector
+from connectors.base import Connector, Sender
 from connectors.maildir import MaildirConfig, MaildirConnector
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from connectors.smtp import SmtpConfig, SmtpSender
@@ -47,7 +48,7 @@ from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.config import Settings
 from inbox.log_setup import configure_logging
 from inbox.outbox.replies import ReplySender
-from inbox.pipeline.ingest import unrouted_pipeline
+from inbox.pipeline.ingest import Pipeline, unrouted_pipeline
 from inbox.routing.reply import write_reply
 from inbox.store.db import transaction
 from inbox.store.models import Conversation, Message, OutboxItem, utcnow
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> bool:
             )
             if args.temporary:
                 slack.fail_fraction("chat.postMessage", args.temporary, status=429, retry_after=1)
-            senders = {
+            senders: dict[str, Sender] = {
                 "mail": SmtpSender(SmtpConfig(**smtp.settings())),
                 "sms": sms.sender(),
                 "chat": chat.sender(),
@@ -176,13 +177,13 @@ def run(args: argparse.Namespace) -> bool:
         return report(committed, sent_at, attempts, seconds, smtp, twilio, slack)
 
 
-def store_all(pipeline: object, connector: Connector) -> None:
-    for batch, _ in pipeline.ingest_many(connector.fetch(pipeline.cursors(connector.name), 200)):  # type: ignore[attr-defined]
+def store_all(pipeline: Pipeline, connector: Connector) -> None:
+    for batch, _ in pipeline.ingest_many(connector.fetch(pipeline.cursors(connector.name), 200)):
         connector.acknowledge(batch)
 
 
-def pending(readers: object) -> int:
-    with readers() as session:  # type: ignore[operator]
+def pending(readers: sessionmaker[Session]) -> int:
+    with readers() as session:
         rows = session.scalars(
             select(OutboxItem.id).where(OutboxItem.status.in_(("pending", "sending")))
         )
@@ -225,7 +226,7 @@ def report(
             if attempts.get(mid, 1) == 1:
                 clean.append((done - at).total_seconds())
         print(
-            f"  {channel:<5} commit -> provider: {_spread(every)}; no failure met: {_spread(clean)}"
+            f"  {channel:<5} commit -> provider: {spread(every)}; no failure met: {spread(clean)}"
         )
     exact = not missing and not twice and len(copies) == len(committed)
     print(
@@ -238,17 +239,6 @@ def report(
         )
     )
     return exact
-
-
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "none"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return (
-        f"median {statistics.median(ordered) * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, "
-        f"max {ordered[-1] * 1000:,.0f} ms"
-    )
 
 
 def main() -> None:

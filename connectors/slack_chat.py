@@ -44,6 +44,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from connectors.base import ConnectorConfig, UpstreamError, unreachable
 from connectors.slack_send import SlackReplySender
+from connectors.slack_signing import unverified
 from connectors.spool import SpooledConnector, SpoolEntry
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
@@ -51,8 +52,6 @@ from inbox.webhook import Handler, WebRequest, WebResponse, text
 
 log = structlog.get_logger(__name__)
 
-#: Slack signs a timestamp; anything older is refused as a possible replay.
-MAX_AGE_SECONDS = 5 * 60
 USER_CACHE_SECONDS = 3600
 #: Subtypes that carry what a person wrote; others (joins, topic changes, pins) are skipped.
 CONTENT_SUBTYPES = frozenset({"", "thread_broadcast", "file_share", "me_message", "bot_message"})
@@ -176,23 +175,10 @@ class SlackConnector(SpooledConnector):
 
     def receive(self, request: WebRequest) -> WebResponse:
         assert self._verifier is not None
-        timestamp = request.header("x-slack-request-timestamp")
-        signature = request.header("x-slack-signature")
-        if not timestamp or not signature:
-            self.log.warning("slack_event_refused", reason="unsigned", remote=request.remote)
-            return text(401, "missing Slack signature")
-        try:
-            age = abs(time.time() - int(timestamp))
-        except ValueError:
-            age = float("inf")
-        if age > MAX_AGE_SECONDS:
-            self.log.warning(
-                "slack_event_refused", reason="stale or bad timestamp", remote=request.remote
-            )
-            return text(401, "request timestamp too old")
-        if not self._verifier.is_valid(request.body, timestamp, signature):
-            self.log.warning("slack_event_refused", reason="bad signature", remote=request.remote)
-            return text(401, "bad Slack signature")
+        refused = unverified(self._verifier, request)
+        if refused is not None:
+            self.log.warning("slack_event_refused", reason=refused[0], remote=request.remote)
+            return text(401, refused[1])
         try:
             envelope = json.loads(request.body)
         except ValueError:

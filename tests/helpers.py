@@ -113,3 +113,13 @@ def message(store: Store, message_id: str) -> Message:
 
 def parsed(stream: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`), starting now."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now

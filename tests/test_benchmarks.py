@@ -62,7 +62,7 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 #: Modules of bench/ that are not benchmarks.
-HELPERS = {"_checkout.py"}
+HELPERS = {"_checkout.py", "_figures.py"}
 
 
 def run_benchmark(script: str, arguments: list[str], timeout: float = 240) -> str:

@@ -5,7 +5,7 @@ when Slack's answer was lost, and never read back as a customer's message."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,24 +15,16 @@ from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.outbox.replies import ReplySender
 from inbox.routing.reply import write_reply
 from inbox.store.db import transaction
-from inbox.store.models import Conversation, Message, OutboxItem, utcnow
+from inbox.store.models import Conversation, Message, OutboxItem
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack
-from tests.helpers import make_pipeline
+from tests.helpers import Clock, make_pipeline
 
 pytestmark = BACKENDS
 
 TOKEN_ENV = "INBOX_TEST_REPLY_SLACK_TOKEN"
 CUSTOMERS = "C0SHARED"
 ANSWER = "Hei Anna! Uusi vetoketju lähtee huomenna."
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ looked up after a 5xx instead of sent twice, refused with Twilio's words when it
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,23 +16,15 @@ from connectors.twilio_sms import TwilioSmsConfig, TwilioSmsConnector
 from inbox.outbox.replies import ReplySender
 from inbox.routing.reply import write_reply
 from inbox.store.db import transaction
-from inbox.store.models import Conversation, Message, OutboxItem, utcnow
+from inbox.store.models import Conversation, Message, OutboxItem
 from tests.conftest import BACKENDS, Store
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import make_pipeline
+from tests.helpers import Clock, make_pipeline
 
 TOKEN_ENV = "INBOX_TEST_REPLY_TWILIO_TOKEN"
 OURS = "+358942424242"
 CUSTOMER = "+358401234567"
 ANSWER = "Hei! Tilauksesi 1042 lähti tänään, seurantakoodi JJFI123."
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -317,6 +317,7 @@ class Pipeline:
                 )
             writer.finish()
             session.flush()
+            arrivals = writer.arrivals()
             if self.rules is not None:
                 # One reference per batch: a reload in between never mixes two rule sets.
                 compiled = self.rules.current
@@ -324,7 +325,7 @@ class Pipeline:
                 run_rules(
                     session,
                     compiled,
-                    writer.arrivals(),
+                    arrivals,
                     now=self.clock(),
                     batch_started=began,
                     tally=tally,
@@ -332,7 +333,7 @@ class Pipeline:
                 writer.result.rule_decisions.update(tally.decisions)
                 writer.result.assignments.update(tally.assignments)
                 session.flush()
-            follow_up_pings(session, writer.arrivals(), self.clock())
+            follow_up_pings(session, arrivals, self.clock())
             writer.log_stored()
         result = writer.result
         result.conversation_ids = list(dict.fromkeys(c.id for c in writer.conversations))

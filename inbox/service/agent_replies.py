@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +27,7 @@ import structlog
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.slack_signing import unverified
 from inbox.outbox.slack_messages import CLAIM, CLOSE, HAND_BACK
 from inbox.routing.person import (
     NoSuchConversation,
@@ -43,7 +43,6 @@ from rules.model import RuleSet
 
 log = structlog.get_logger(__name__)
 
-MAX_AGE_SECONDS = 5 * 60
 NOTE = re.compile(r"^\s*(?:note:|!note\b)\s*", re.IGNORECASE)
 
 
@@ -136,22 +135,11 @@ class AgentReplies:
         self.log.info("agent_action", action=action, agent=agent, conversation_id=conversation_id)
 
     def _refusal(self, request: WebRequest) -> WebResponse | None:
-        timestamp = request.header("x-slack-request-timestamp")
-        signature = request.header("x-slack-signature")
-        if not timestamp or not signature:
-            self.log.warning("agent_reply_refused", reason="unsigned", remote=request.remote)
-            return text(401, "missing Slack signature")
-        try:
-            age = abs(time.time() - int(timestamp))
-        except ValueError:
-            age = float("inf")
-        if age > MAX_AGE_SECONDS:
-            self.log.warning("agent_reply_refused", reason="stale or bad timestamp")
-            return text(401, "request timestamp too old")
-        if not self.verifier.is_valid(request.body, timestamp, signature):
-            self.log.warning("agent_reply_refused", reason="bad signature", remote=request.remote)
-            return text(401, "bad Slack signature")
-        return None
+        refused = unverified(self.verifier, request)
+        if refused is None:
+            return None
+        self.log.warning("agent_reply_refused", reason=refused[0], remote=request.remote)
+        return text(401, refused[1])
 
     def _message(self, event: dict[str, Any]) -> WebResponse:
         thread, ts = str(event.get("thread_ts") or ""), str(event.get("ts") or "")
