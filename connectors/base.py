@@ -6,7 +6,8 @@ connectors register through the `inbox.connectors` entry-point group, so a third
 one as its own package and the core never imports one by name.
 
 What a connector may do beyond `fetch` is declared here as its own Protocol (`Configured`,
-`Watched`, `WebhookReceiver`, `WebhookFed`, `Answering`), so that the daemon asks `isinstance` of a
+`Watched`, `WebhookReceiver`, `WebhookFed`, `Answering`,
+`DeliveryReporting`), so that the daemon asks `isinstance` of a
 named ability and a third party reads in one file what it can offer, instead of the daemon
 probing attributes by name.
 """
@@ -223,3 +224,35 @@ class Answering(Protocol):
         """What sends its replies; None when it is not configured to send (the replies to its
         conversations are then refused with that reason, never lost)."""
         ...
+
+
+#: What a provider may say of a message after it took it, furthest last: a report that arrives
+#: late (Twilio's callbacks come in any order) never moves a message back.
+REPORTED_STATES = ("sent", "delivered", "undelivered", "failed", "read")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """The provider's later word on a reply it took (Twilio's status callback): `key` is the
+    reply's `Outgoing.key`, carried through the provider so that a report finds its message
+    even when it arrives before the outbox has recorded the send."""
+
+    key: str
+    provider_id: str
+    #: One of REPORTED_STATES.
+    state: str
+    #: In the provider's words, with its error code when it failed.
+    detail: str
+
+
+#: Records a report in the store; raises when it cannot (the handler answers 5xx).
+ReportDelivery = Callable[[DeliveryReport], None]
+
+
+@runtime_checkable
+class DeliveryReporting(Protocol):
+    """A connector whose provider calls back with what became of a sent reply (delivered,
+    undelivered, failed): the paths it takes, verified like its other webhooks, each handing a
+    verified report to `report`, which the daemon gives and which writes it to the store."""
+
+    def delivery_webhooks(self, report: ReportDelivery) -> Mapping[str, Handler]: ...

@@ -12,6 +12,9 @@
   `media_max_bytes`, only of `media_types`; a failed fetch is retried (429 and 5xx, with
   backoff), and if it still fails the message is stored with its text and the reason, never
   dropped (its raw payload keeps the media URLs).
+- **Status callbacks** (`status_path`, default /webhooks/twilio/status): each reply asks Twilio to
+  report what became of it; a report, verified like the webhook, is handed to the daemon, which
+  records delivered, undelivered or failed on the reply (connectors/base.py, DeliveryReporting).
 - **Numbers**: E.164 with `phonenumbers` (local formats read in `default_region`); a
   conversation is the pair (customer number, our number) while it is open.
 """
@@ -27,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from pydantic import Field, model_validator
@@ -36,10 +39,17 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from connectors.base import ConnectorConfig, UpstreamError, unreachable
+from connectors.base import (
+    REPORTED_STATES,
+    ConnectorConfig,
+    DeliveryReport,
+    ReportDelivery,
+    UpstreamError,
+    unreachable,
+)
 from connectors.spool import SpooledConnector, SpoolEntry
 from connectors.twilio_http import DownloadError, RoutedHttpClient
-from connectors.twilio_send import TwilioReplySender
+from connectors.twilio_send import REPLY_KEY, TwilioReplySender, delivery_detail
 from inbox.normalize.sms import e164
 from inbox.raw import Batch, Channel, RawMessage
 from inbox.secrets import Secret, SecretSource
@@ -75,6 +85,10 @@ class TwilioSmsConfig(ConnectorConfig):
     #: The webhook URL exactly as configured in Twilio's console (scheme, host, path, query).
     public_url: str = ""
     path: str = "/webhooks/twilio/sms"
+    #: Where Twilio reports what became of a reply, as Twilio calls it; empty: public_url's
+    #: scheme and host with status_path. No status callbacks without either.
+    status_url: str = ""
+    status_path: str = "/webhooks/twilio/status"
     catchup_seconds: float = Field(default=300, gt=0)
     #: The first catch-up of a number looks back this many days.
     catchup_days: int = Field(default=2, ge=0, le=400)
@@ -84,6 +98,12 @@ class TwilioSmsConfig(ConnectorConfig):
     timeout_seconds: float = Field(default=15, gt=0)
     spool_dir: Path | None = None
     poll_seconds: float = 5
+
+    @model_validator(mode="after")
+    def _paths(self) -> TwilioSmsConfig:
+        if self.status_path == self.path:
+            raise ValueError(f"status_path: {self.path} is already the path of incoming texts")
+        return self
 
     @model_validator(mode="after")
     def _phone_numbers(self) -> TwilioSmsConfig:
@@ -121,6 +141,20 @@ class TwilioSmsConnector(SpooledConnector):
         return {self.config.path: self.receive}
 
     def receive(self, request: WebRequest) -> WebResponse:
+        params = self._verified(request, self.config.public_url)
+        if isinstance(params, WebResponse):
+            return params
+        sid = params.get("MessageSid") or params.get("SmsSid") or ""
+        if not sid:
+            return text(400, "no MessageSid")
+        envelope = {"source": "webhook", "params": params, "received": time.time()}
+        if not self.spooled(sid, json.dumps(envelope).encode()):
+            self.log.info("twilio_webhook_duplicate", message_sid=sid)
+        return WebResponse(200, EMPTY_TWIML, content_type="text/xml")
+
+    def _verified(self, request: WebRequest, public_url: str) -> dict[str, str] | WebResponse:
+        """The form of a request Twilio signed for `public_url` and this account, or the refusal
+        to answer (nothing of a refused request is kept)."""
         signature = request.header("x-twilio-signature")
         if not signature:
             self.log.warning("twilio_webhook_refused", reason="unsigned", remote=request.remote)
@@ -130,7 +164,7 @@ class TwilioSmsConnector(SpooledConnector):
         except UnicodeDecodeError:
             self.log.warning("twilio_webhook_refused", reason="body is not UTF-8")
             return text(400, "body is not UTF-8")
-        url = self.config.public_url
+        url = public_url
         if request.query and "?" not in url:
             url = f"{url}?{request.query}"
         validator = RequestValidator(self._token.get())
@@ -142,13 +176,47 @@ class TwilioSmsConnector(SpooledConnector):
         if params.get("AccountSid") != self.config.account_sid:
             self.log.warning("twilio_webhook_refused", reason="another account")
             return text(403, "not this account")
+        return params
+
+    # -- status callbacks ---------------------------------------------------------------------
+
+    @property
+    def status_url(self) -> str:
+        """The status callback URL Twilio is given and signs ("" for none)."""
+        if self.config.status_url:
+            return self.config.status_url
+        if not self.config.public_url:
+            return ""
+        public = urlsplit(self.config.public_url)
+        return f"{public.scheme}://{public.netloc}{self.config.status_path}"
+
+    def delivery_webhooks(self, report: ReportDelivery) -> Mapping[str, Handler]:
+        if not self.status_url:
+            return {}
+        return {self.config.status_path: lambda request: self._status(request, report)}
+
+    def _status(self, request: WebRequest, report: ReportDelivery) -> WebResponse:
+        params = self._verified(request, self.status_url)
+        if isinstance(params, WebResponse):
+            return params
+        key = dict(parse_qsl(request.query)).get(REPLY_KEY, "")
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
-        if not sid:
-            return text(400, "no MessageSid")
-        envelope = {"source": "webhook", "params": params, "received": time.time()}
-        if not self.spooled(sid, json.dumps(envelope).encode()):
-            self.log.info("twilio_webhook_duplicate", message_sid=sid)
-        return WebResponse(200, EMPTY_TWIML, content_type="text/xml")
+        state = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+        if not key or state not in REPORTED_STATES:
+            # Not one of our replies, or a step on the way (queued, sending): nothing to keep.
+            return text(200, "noted")
+        delivered = DeliveryReport(
+            key=key,
+            provider_id=sid,
+            state=state,
+            detail=delivery_detail(state, sid, params.get("ErrorCode", "")),
+        )
+        try:
+            report(delivered)
+        except Exception:
+            self.log.exception("twilio_status_not_recorded", message_sid=sid, state=state)
+            return text(503, "the report could not be recorded; call again")
+        return text(200, "recorded")
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -162,7 +230,7 @@ class TwilioSmsConnector(SpooledConnector):
 
     def sender(self) -> TwilioReplySender:
         """Replies to these numbers' conversations, as texts from the number written to."""
-        return TwilioReplySender(self._send_client)
+        return TwilioReplySender(self._send_client, status_callback=self.status_url)
 
     def _send_client(self) -> Client:
         if self._reply_client is None:

@@ -249,6 +249,11 @@ class FakeTwilio(LoopbackServer):
         self._failures: list[_Failure] = []
         #: Seconds every REST answer waits (a slow or overloaded API).
         self.latency = 0.0
+        #: Each sent message's StatusCallback, by its SID.
+        self.status_callbacks: dict[str, str] = {}
+        #: States reported to a message's StatusCallback before its create is answered (a
+        #: callback that overtakes the sender's own record of the send).
+        self.report_before_answer: tuple[str, ...] = ()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -420,14 +425,52 @@ class FakeTwilio(LoopbackServer):
     def deliver(self, webhook_url: str, message: Mapping[str, Any]) -> tuple[int, bytes]:
         """POST the webhook for ``message`` to ``webhook_url``, signed, as Twilio does."""
         params = self.webhook_params(message)
+        return self._post_signed(webhook_url, params, self.sign(webhook_url, params))
+
+    def status_params(self, sid: str, state: str, error_code: str = "") -> dict[str, str]:
+        """The form Twilio POSTs to a message's StatusCallback when its state changes."""
+        with self._lock:
+            resource = self._messages[sid].resource
+        params = {
+            "SmsSid": sid,
+            "SmsStatus": state,
+            "MessageStatus": state,
+            "MessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": str(resource["from"]),
+            "To": str(resource["to"]),
+            "ApiVersion": API_VERSION,
+        }
+        if error_code:
+            params["ErrorCode"] = error_code
+        if state == "delivered":
+            params["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
+        return params
+
+    def report_status(
+        self, sid: str, state: str, *, error_code: str = "", via: str = ""
+    ) -> tuple[int, bytes]:
+        """POST the status callback of message ``sid``, signed for its StatusCallback URL as
+        Twilio does; ``via`` sends it to another base URL (a proxy in front of the daemon)."""
+        url = self.status_callbacks[sid]
+        params = self.status_params(sid, state, error_code)
+        target = url
+        if via:
+            parts = urlsplit(url)
+            target = via.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+        return self._post_signed(target, params, self.sign(url, params))
+
+    def _post_signed(
+        self, target: str, params: Mapping[str, str], signature: str
+    ) -> tuple[int, bytes]:
         request = urllib.request.Request(
-            webhook_url,
+            target,
             data=urlencode(params).encode(),
             method="POST",
             headers={
                 "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
                 "User-Agent": "TwilioProxy/1.1",
-                "X-Twilio-Signature": self.sign(webhook_url, params),
+                "X-Twilio-Signature": signature,
                 "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
             },
         )
@@ -625,6 +668,11 @@ class FakeTwilio(LoopbackServer):
         now = datetime.now(UTC)
         resource.update(status="sent", date_sent=rfc2822(now), date_updated=rfc2822(now))
         self._store(resource, now, [])
+        callback = one("StatusCallback")
+        if callback:
+            self.status_callbacks[sid] = callback
+            for state in self.report_before_answer:
+                self.report_status(sid, state)
         return answered
 
     def _list_messages(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:

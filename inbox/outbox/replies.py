@@ -35,10 +35,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Delivery, Outgoing, Sender, SendFailed
+from inbox.outbox.delivery_reports import moves_on, tell_author
 from inbox.store.db import transaction
 from inbox.store.models import Message, OutboxItem, utcnow
-from inbox.store.outbox_kinds import NotifyPing, ReplyToSend, read_payload, stored
-from inbox.store.sql import insert_ignore_many
+from inbox.store.outbox_kinds import ReplyToSend, read_payload
 
 log = structlog.get_logger(__name__)
 
@@ -271,14 +271,28 @@ class ReplySender:
                 item.result = outcome.result
                 item.next_attempt_at = outcome.retry_at or now
                 item.sent_at = now if outcome.status == "sent" else None
-            message = session.get(Message, row.payload.message)
+            message = session.get(Message, row.payload.message, with_for_update=True)
             if message is not None:
-                message.delivery = outcome.delivery
-                message.delivery_detail = outcome.detail[:2000]
+                # A status callback may have come first (delivered): it is further than "sent".
+                if outcome.status != "sent" or not moves_on(outcome.delivery, message.delivery):
+                    message.delivery = outcome.delivery
+                    message.delivery_detail = outcome.detail[:2000]
                 if outcome.status == "sent":
                     message.sent_at = now
-                if outcome.status in ("dead", "held"):
-                    self._tell_author(session, row, message, outcome, now)
+                if outcome.status in ("dead", "held") and message.author:
+                    what = (
+                        "could not be sent"
+                        if outcome.status == "dead"
+                        else "may not have been sent"
+                    )
+                    tell_author(
+                        session,
+                        message,
+                        f"{what}: {outcome.detail}",
+                        key=f"reply-{outcome.status}:{message.id}:{row.attempts}",
+                        slack_user=self.slack_of(message.author),
+                        now=now,
+                    )
         level = "info" if outcome.status in ("sent", "pending") else "warning"
         getattr(self.log, level)(
             f"reply_{outcome.status}",
@@ -288,35 +302,6 @@ class ReplySender:
             attempts=row.attempts,
             detail=outcome.detail[:300],
         )
-
-    def _tell_author(
-        self, session: Session, row: _Claimed, message: Message, outcome: _Outcome, now: datetime
-    ) -> None:
-        """A Slack message to who wrote the reply, through the outbox like any ping: a failed
-        reply must not wait for someone to look."""
-        slack_user = self.slack_of(message.author) if message.author else ""
-        if not slack_user:
-            return
-        what = "could not be sent" if outcome.status == "dead" else "may not have been sent"
-        ping = NotifyPing(
-            target=f"agent:{message.author}",
-            text=f"Your reply to {', '.join(message.to_addresses)} {what}: {outcome.detail}"[:1500],
-            why=f"reply {message.id} {outcome.status}",
-            slack_user=slack_user,
-        )
-        item = {
-            "kind": ping.KIND,
-            "idempotency_key": f"reply-{outcome.status}:{message.id}:{row.attempts}",
-            "conversation_id": message.conversation_id,
-            "payload": stored(ping),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "last_error": "",
-            "result": {},
-            "created_at": now,
-        }
-        insert_ignore_many(session, OutboxItem, [item], ["idempotency_key"])
 
 
 def _sent(delivery: Delivery) -> _Outcome:

@@ -33,6 +33,7 @@ import structlog
 from connectors.base import (
     Answering,
     Connector,
+    DeliveryReporting,
     Sender,
     UpstreamError,
     Watched,
@@ -41,6 +42,7 @@ from connectors.base import (
     poll_seconds,
 )
 from inbox.config import ConfigError, Settings
+from inbox.outbox.delivery_reports import DeliveryReports
 from inbox.outbox.notifier import Notifier
 from inbox.outbox.replies import ReplySender
 from inbox.pipeline.ingest import BatchResult, Fence, routed_pipeline
@@ -371,10 +373,13 @@ class Daemon:
             )
             routes[slack.events_path] = agents.receive
             routes[slack.actions_path] = agents.act
+        reports = DeliveryReports(self.wired.writers, slack_of=self._slack_of)
         for state in self.states:
-            if not isinstance(state.connector, WebhookReceiver):
-                continue
-            for path, handler in state.connector.webhooks().items():
+            connector = state.connector
+            taken = dict(connector.webhooks()) if isinstance(connector, WebhookReceiver) else {}
+            if isinstance(connector, DeliveryReporting):
+                taken.update(connector.delivery_webhooks(reports.record))
+            for path, handler in taken.items():
                 if path in routes:
                     raise ConfigError(
                         "connectors",

@@ -17,6 +17,7 @@ from connectors.base import (
     Configured,
     Connector,
     ConnectorConfig,
+    DeliveryReporting,
     Watched,
     WebhookFed,
     WebhookReceiver,
@@ -37,7 +38,7 @@ def test_each_built_in_connector_declares_what_it_can_do() -> None:
     abilities = {
         cls.type_name: {
             ability.__name__
-            for ability in (Watched, WebhookReceiver, WebhookFed, Answering)
+            for ability in (Watched, WebhookReceiver, WebhookFed, Answering, DeliveryReporting)
             if issubclass(cls, ability)
         }
         for cls in (ImapConnector, MaildirConnector, SlackConnector, TwilioSmsConnector)
@@ -46,7 +47,7 @@ def test_each_built_in_connector_declares_what_it_can_do() -> None:
         "imap": {"Watched", "Answering"},
         "maildir": {"Answering"},
         "slack": {"Watched", "WebhookReceiver", "WebhookFed", "Answering"},
-        "twilio": {"Watched", "WebhookReceiver", "WebhookFed", "Answering"},
+        "twilio": {"Watched", "WebhookReceiver", "WebhookFed", "Answering", "DeliveryReporting"},
     }
 
 
@@ -97,7 +98,8 @@ def test_a_connector_with_no_optional_ability_runs_in_the_daemon(
     connector = _Minimal()
     assert isinstance(connector, Connector)
     assert not isinstance(
-        connector, Configured | Watched | WebhookReceiver | WebhookFed | Answering
+        connector,
+        Configured | Watched | WebhookReceiver | WebhookFed | Answering | DeliveryReporting,
     )
     assert poll_seconds(connector) == DEFAULT_POLL_SECONDS
 
