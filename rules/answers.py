@@ -4,18 +4,25 @@ in the `answers/` folder beside the rules file: `answers/NAME.LANG.md` (`shippin
 
 Placeholders in braces are filled from the conversation when the answer is used:
 `{customer_name}`, `{customer_first_name}`, `{agent_name}`, `{conversation_id}`, `{subject}`;
-`{{` and `}}` write braces. An answer is picked in the conversation's language and falls back
-to English, so every answer needs its `.en.md`. `inbox answers check` says what is wrong with
-each file, at once, before anyone uses it.
+`{{` and `}}` write braces. A rule's `extract` adds its own (`{order_number}`): an answer that
+uses one is refused for a conversation in which no rule found it, rather than sent with a
+hole. An answer is picked in the conversation's language and falls back to English, so every
+answer needs its `.en.md`. `inbox answers check` says what is wrong with each file, at once,
+before anyone uses it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 PLACEHOLDERS = frozenset(
     {"customer_name", "customer_first_name", "agent_name", "conversation_id", "subject"}
@@ -52,6 +59,14 @@ class Answers:
 
     def render(self, name: str, language: str, values: Mapping[str, str]) -> str:
         _, text = self.pick(name, language)
+        missing = sorted(
+            field for field in _fields(text) if field not in PLACEHOLDERS and not values.get(field)
+        )
+        if missing:
+            holes = ", ".join("{" + field + "}" for field in missing)
+            raise AnswerError(
+                f"answer {name!r} needs {holes}, which no rule found in this conversation"
+            )
         return string.Formatter().vformat(text, (), {**{k: "" for k in PLACEHOLDERS}, **values})
 
 
@@ -59,8 +74,11 @@ def answers_folder(rules_file: Path) -> Path:
     return rules_file.parent / "answers"
 
 
-def load_answers(folder: Path) -> tuple[Answers, list[str]]:
-    """Every answer that can be used, and a problem per file or answer that cannot."""
+def load_answers(
+    folder: Path, extracted: frozenset[str] = frozenset()
+) -> tuple[Answers, list[str]]:
+    """Every answer that can be used, and a problem per file or answer that cannot.
+    `extracted`: the placeholders the rules' `extract` actions fill."""
     problems: list[str] = []
     texts: dict[str, dict[str, str]] = {}
     if not folder.is_dir():
@@ -72,7 +90,7 @@ def load_answers(folder: Path) -> tuple[Answers, list[str]]:
         if match is None:
             problems.append(f"{path.name}: not NAME.LANG.md (e.g. shipping.fi.md)")
             continue
-        text, reason = _read(path)
+        text, reason = _read(path, PLACEHOLDERS | extracted)
         if reason:
             problems.append(f"{path.name}: {reason}")
             continue
@@ -83,7 +101,11 @@ def load_answers(folder: Path) -> tuple[Answers, list[str]]:
     return Answers(folder, texts), problems
 
 
-def _read(path: Path) -> tuple[str, str]:
+def _fields(text: str) -> list[str]:
+    return [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+
+
+def _read(path: Path, known: frozenset[str]) -> tuple[str, str]:
     data = path.read_bytes()
     if len(data) > MAX_BYTES:
         return "", f"{len(data):,} bytes; an answer may have at most {MAX_BYTES:,}"
@@ -94,11 +116,50 @@ def _read(path: Path) -> tuple[str, str]:
     if not text:
         return "", "empty"
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+        fields = _fields(text)
     except ValueError as error:
         return "", f"braces do not pair ({error}); write {{{{ and }}}} for literal braces"
-    unknown = sorted({field for field in fields if field not in PLACEHOLDERS})
+    unknown = sorted({field for field in fields if field not in known})
     if unknown:
-        allowed = ", ".join("{" + name + "}" for name in sorted(PLACEHOLDERS))
+        allowed = ", ".join("{" + name + "}" for name in sorted(known))
         return "", f"unknown placeholder {', '.join(unknown)} (allowed: {allowed})"
     return text, ""
+
+
+class AnswersInForce:
+    """The answers of a folder as they are now, read again when a file in it changes (the
+    daemon's pings list them, and a thread's `!answer` uses them, without a restart)."""
+
+    def __init__(self, folder: Path, extracted: Callable[[], frozenset[str]] = frozenset) -> None:
+        self.folder = folder
+        #: The rules' `extract` names in force (they change with a rules reload).
+        self.extracted = extracted
+        self._seen: tuple[object, ...] | None = None
+        self._answers = Answers(folder, {})
+
+    def current(self) -> Answers:
+        names = self.extracted()
+        stamp = (*self._stamp(), tuple(sorted(names)))
+        if stamp != self._seen:
+            self._answers, problems = load_answers(self.folder, names)
+            self._seen = stamp
+            if problems and self.folder.is_dir():
+                log.warning("answers_not_usable", folder=str(self.folder), problems=problems[:20])
+        return self._answers
+
+    def names(self) -> list[str]:
+        return sorted(self.current().texts)
+
+    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:
+            return ()
+        stamps = []
+        for entry in entries:
+            try:
+                stat = entry.stat()
+            except OSError:
+                continue
+            stamps.append((entry.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(stamps))

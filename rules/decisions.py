@@ -8,12 +8,15 @@ The semantics an admin can rely on (also in rules/README.md):
 - Priority, status and assignment hold one value: the last matching rule that sets one wins.
   The ones it overrode are kept and shown in the explanation.
 - Every `notify` is sent, once per target.
+- `extract` remembers what its pattern found in this message; a later rule's find of the same
+  name wins, and a pattern that finds nothing changes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rules.facts import Facts
 from rules.model import Assign, Notify, Rule
 
 
@@ -33,12 +36,18 @@ class Decisions:
     status: Setting | None = None
     assign: tuple[Assign, str] | None = None
     notify: dict[str, tuple[Notify, str]] = field(default_factory=dict)
+    #: Name -> what the rule's pattern found (an order number).
+    extracted: dict[str, Setting] = field(default_factory=dict)
     #: Earlier settings a later rule replaced: (what, value, rule, replaced by rule).
     overridden: list[tuple[str, str, str, str]] = field(default_factory=list)
     stopped_by: str = ""
 
-    def apply(self, rule: Rule) -> None:
+    def apply(self, rule: Rule, facts: Facts) -> None:
         then = rule.then
+        for extract in then.extract:
+            found = extract.find(facts.subject, facts.body)
+            if found:
+                self.extracted[extract.name] = Setting(found, rule.name)
         for tag in then.tag:
             self.untags.pop(tag, None)
             self.tags[tag] = rule.name
@@ -75,4 +84,5 @@ class Decisions:
             or self.status
             or self.assign
             or self.notify
+            or self.extracted
         )

@@ -264,7 +264,7 @@ class CompiledRules:
             if verdict.matched or trace:
                 evaluation.results.append(RuleResult(rule, verdict))
             if verdict.matched:
-                decisions.apply(rule)
+                decisions.apply(rule, facts)
         return evaluation
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from inbox.normalize.language import supported_codes
+from rules.answers import PLACEHOLDERS
 from rules.calendars import WEEKDAYS, Calendar, parse_days, parse_ranges, parse_zone
 from rules.conditions import (
     All,
@@ -30,7 +32,15 @@ from rules.conditions import (
 )
 from rules.errors import Mark, Problem, RulesInvalid, unknown
 from rules.fields import FIELDS, SPECIAL_KEYS, Field, Kind
-from rules.matchers import COMPARISON_OPS, TEXT_MATCHERS, Compare, Equals, Is, parse_duration
+from rules.matchers import (
+    COMPARISON_OPS,
+    TEXT_MATCHERS,
+    Compare,
+    Equals,
+    Is,
+    compile_re2,
+    parse_duration,
+)
 from rules.model import (
     PRIORITIES,
     STATUSES,
@@ -38,6 +48,7 @@ from rules.model import (
     Actions,
     Agent,
     Assign,
+    Extract,
     Notify,
     Rule,
     RuleSet,
@@ -47,7 +58,19 @@ from rules.source import Document, Path_, dotted, read_document
 
 TOP_KEYS = ("timezone", "include", "tags", "calendars", "agents", "teams", "rules")
 RULE_KEYS = ("name", "description", "when", "then", "stop", "enabled")
-ACTION_KEYS = ("tag", "untag", "tag_contact", "priority", "status", "assign", "notify")
+ACTION_KEYS = (
+    "tag",
+    "untag",
+    "tag_contact",
+    "priority",
+    "status",
+    "assign",
+    "notify",
+    "extract",
+)
+#: What `extract` may call what it finds: a canned answer's placeholder, not one of the
+#: placeholders every conversation has (rules/answers.py).
+EXTRACT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 AGENT_KEYS = (
     "name",
     "slack",
@@ -632,7 +655,39 @@ class _Builder:
             status=status or "",
             assign=assign,
             notify=notify,
+            extract=self.extracts(document, (*path, "extract"), data["extract"])
+            if "extract" in data
+            else (),
         )
+
+    def extracts(self, document: Document, path: Path_, value: Any) -> tuple[Extract, ...]:
+        if not isinstance(value, dict) or not value:
+            self.fail(document, path, "expected a mapping of names to patterns (order_number: ...)")
+            return ()
+        found = []
+        for name, pattern in value.items():
+            where = (*path, str(name))
+            if not isinstance(name, str) or not EXTRACT_NAME.match(name):
+                self.fail(document, where, "a name of lowercase letters, digits and _", at_key=True)
+                continue
+            if name in PLACEHOLDERS:
+                self.fail(
+                    document, where, f"{{{name}}} is filled from the conversation", at_key=True
+                )
+                continue
+            if not isinstance(pattern, str) or not pattern:
+                self.fail(document, where, "expected a regex (RE2) as text")
+                continue
+            try:
+                regex = compile_re2(pattern)
+            except ValueError as error:
+                self.fail(document, where, f"not a valid RE2 regex: {error}")
+                continue
+            if regex.groups > 1:
+                self.fail(document, where, "at most one group: its match is what is kept")
+                continue
+            found.append(Extract(name, pattern, regex))
+        return tuple(found)
 
     def assign(self, document: Document, path: Path_, value: Any) -> Assign | None:
         data = self.mapping(document, path, value, ASSIGN_KEYS, what="assign: agent or team")

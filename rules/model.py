@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.calendars import Calendar
@@ -74,6 +75,25 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class Extract:
+    """`extract: {order_number: PATTERN}`: the first match of an RE2 pattern in the subject,
+    else in what the customer wrote (its first group when it has one), remembered on the
+    conversation for canned answers' placeholders (`{order_number}`)."""
+
+    name: str
+    pattern: str
+    regex: Any = field(compare=False, repr=False)
+
+    def find(self, subject: str, body: str) -> str:
+        for text in (subject, body):
+            match = self.regex.search(text)
+            if match is not None:
+                found = match.group(1) if self.regex.groups else match.group(0)
+                return str(found or "").strip()[:200]
+        return ""
+
+
+@dataclass(frozen=True)
 class Actions:
     tag: tuple[str, ...] = ()
     untag: tuple[str, ...] = ()
@@ -82,6 +102,7 @@ class Actions:
     status: str = ""
     assign: Assign | None = None
     notify: tuple[Notify, ...] = ()
+    extract: tuple[Extract, ...] = ()
 
     def empty(self) -> bool:
         return self == Actions()
@@ -114,6 +135,10 @@ class RuleSet:
     version: str = ""
     #: Include patterns with a glob: a file newly matching one changes the rules.
     watch_globs: tuple[str, ...] = field(default=())
+
+    def extracted_names(self) -> frozenset[str]:
+        """What the rules' `extract` actions may fill: placeholders canned answers may use."""
+        return frozenset(item.name for rule in self.rules for item in rule.then.extract)
 
     def team_members(self, team: str) -> tuple[str, ...]:
         return self.teams[team].members

@@ -197,15 +197,39 @@ def _check_blocks(blocks: Any) -> None:
             if not isinstance(elements, list) or not elements or len(elements) > 25:
                 raise SlackError("invalid_blocks")
             for element in elements:
-                if not isinstance(element, dict) or element.get("type") != "button":
-                    raise SlackError("invalid_blocks")
-                _check_text_object(element.get("text"), max_length=75, plain_only=True)
-                if len(str(element.get("action_id", ""))) > 255:
-                    raise SlackError("invalid_blocks")
-                if len(str(element.get("value", ""))) > 2000:
-                    raise SlackError("invalid_blocks")
-                if element.get("style") not in (None, "primary", "danger"):
-                    raise SlackError("invalid_blocks")
+                _check_element(element)
+
+
+def _check_element(element: Any) -> None:
+    """A button or a static_select menu of an actions block, with Block Kit's limits."""
+    if not isinstance(element, dict) or element.get("type") not in ("button", "static_select"):
+        raise SlackError("invalid_blocks")
+    if len(str(element.get("action_id", ""))) > 255:
+        raise SlackError("invalid_blocks")
+    if "confirm" in element:
+        confirm = element["confirm"]
+        if not isinstance(confirm, dict):
+            raise SlackError("invalid_blocks")
+        for part, limit in (("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)):
+            _check_text_object(confirm.get(part), max_length=limit)
+    if element["type"] == "button":
+        _check_text_object(element.get("text"), max_length=75, plain_only=True)
+        if len(str(element.get("value", ""))) > 2000:
+            raise SlackError("invalid_blocks")
+        if element.get("style") not in (None, "primary", "danger"):
+            raise SlackError("invalid_blocks")
+        return
+    _check_text_object(element.get("placeholder"), max_length=150, plain_only=True)
+    options = element.get("options")
+    if not isinstance(options, list) or not 1 <= len(options) <= 100:
+        raise SlackError("invalid_blocks")
+    for option in options:
+        if not isinstance(option, dict):
+            raise SlackError("invalid_blocks")
+        _check_text_object(option.get("text"), max_length=75, plain_only=True)
+        value = option.get("value")
+        if not isinstance(value, str) or not value or len(value) > 150:
+            raise SlackError("invalid_blocks")
 
 
 def _check_metadata(metadata: Any) -> dict[str, Any]:

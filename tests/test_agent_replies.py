@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -32,6 +35,7 @@ pytestmark = BACKENDS
 TOKEN_ENV = "INBOX_TEST_AGENT_SLACK_TOKEN"
 SECRET_ENV = "INBOX_TEST_AGENT_SLACK_SECRET"
 RULES = """\
+timezone: Europe/Helsinki
 agents:
   esko: {slack: UESKO, languages: [fi, en]}
 teams:
@@ -39,8 +43,15 @@ teams:
 rules:
   - name: everything-to-support
     when: {channel: email}
-    then: {assign: {team: support}}
+    then:
+      assign: {team: support}
+      extract: {order_number: '(?i)(?:order|tilau)\\D{0,12}(\\d{4,10})'}
 """
+ANSWERS = {
+    "shipping.en.md": "Hi {customer_first_name}, order {order_number} left today. {agent_name}",
+    "shipping.fi.md": "Hei {customer_first_name}, tilauksesi {order_number} lähti tänään.",
+    "thanks.en.md": "Thank you, {customer_first_name}!",
+}
 ANSWER = "Hei Aino, uusi vetoketju lähtee huomenna."
 
 
@@ -65,6 +76,9 @@ class Running:
     def __init__(self, store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path) -> None:
         rules = tmp_path / "rules.yaml"
         rules.write_text(RULES, encoding="utf-8")
+        (tmp_path / "answers").mkdir()
+        for name, answer in ANSWERS.items():
+            (tmp_path / "answers" / name).write_text(answer, encoding="utf-8")
         self.maildir = tmp_path / "maildir"
         for sub in ("new", "cur", "tmp"):
             (self.maildir / sub).mkdir(parents=True)
@@ -126,11 +140,45 @@ class Running:
             return error.code, error.read().decode()
 
     def click(self, user: str, action: str, value: str, *, sign: bool = True) -> tuple[int, str]:
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user},
-            "actions": [{"action_id": action, "value": value, "type": "button"}],
-        }
+        return self.interact(
+            {
+                "type": "block_actions",
+                "user": {"id": user},
+                "actions": [{"action_id": action, "value": value, "type": "button"}],
+            },
+            sign=sign,
+        )
+
+    def pick(self, user: str, action: str, value: str, thread: PingThread) -> tuple[int, str]:
+        """A choice in a ping's menu, as Slack posts it: the message it was made on too."""
+        return self.interact(
+            {
+                "type": "block_actions",
+                "user": {"id": user},
+                "container": {
+                    "type": "message",
+                    "message_ts": thread.ts,
+                    "channel_id": thread.channel,
+                    "is_ephemeral": False,
+                },
+                "channel": {"id": thread.channel},
+                "message": {"ts": thread.ts, "type": "message"},
+                "actions": [
+                    {
+                        "action_id": action,
+                        "block_id": f"inbox_{thread.conversation_id}",
+                        "type": "static_select",
+                        "selected_option": {
+                            "text": {"type": "plain_text", "text": value},
+                            "value": value,
+                        },
+                        "action_ts": f"{time.time():.6f}",
+                    }
+                ],
+            }
+        )
+
+    def interact(self, payload: dict[str, object], *, sign: bool = True) -> tuple[int, str]:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         headers.update(self.slack.sign(body) if sign else {"X-Slack-Signature": "v0=forged"})
@@ -247,12 +295,20 @@ def test_the_pings_buttons_hand_back_claim_and_close(
         wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
         thread = ping_thread(store)
         [ping] = [m for m in slack.messages(thread.channel) if m["ts"] == thread.ts]
-        buttons = next(b for b in ping["blocks"] if b["type"] == "actions")["elements"]
-        assert [(b["action_id"], b["value"]) for b in buttons] == [
-            ("inbox_close", str(thread.conversation_id)),
-            ("inbox_hand_back", str(thread.conversation_id)),
-        ]
+        elements = next(b for b in ping["blocks"] if b["type"] == "actions")["elements"]
         value = str(thread.conversation_id)
+        assert [(b["action_id"], b["value"]) for b in elements if b["type"] == "button"] == [
+            ("inbox_close", value),
+            ("inbox_hand_back", value),
+        ]
+        menus = {b["action_id"]: b["options"] for b in elements if b["type"] == "static_select"}
+        assert [o["value"] for o in menus["inbox_snooze"]] == [
+            f"{value}:{choice}" for choice in ("1h", "4h", "tomorrow", "monday")
+        ]
+        assert [o["value"] for o in menus["inbox_answer"]] == [
+            f"{value}:shipping",
+            f"{value}:thanks",
+        ]
 
         assert running.click("UESKO", "inbox_hand_back", value, sign=False)[0] == 401
         assert running.click("USTRANGER", "inbox_close", value) == (200, "not an agent\n")
@@ -278,3 +334,102 @@ def _conversation(store: Store) -> tuple[str, str | None]:
     with store.readers() as session:
         conversation = session.scalars(select(Conversation)).one()
         return conversation.status, conversation.assignee
+
+
+def _notices(slack: FakeSlack, thread: PingThread) -> list[str]:
+    return [
+        str(m.get("text"))
+        for m in slack.messages(thread.channel)
+        if m.get("thread_ts") == thread.ts and m["ts"] != thread.ts and m.get("bot_id")
+    ]
+
+
+def test_snooze_from_the_ping_until_tomorrow_morning_in_the_agents_time_zone(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        value = f"{thread.conversation_id}:tomorrow"
+        assert running.pick("UESKO", "inbox_snooze", value, thread) == (200, "ok\n")
+        with store.readers() as session:
+            conversation = session.scalars(select(Conversation)).one()
+        assert conversation.status == "pending"
+        assert conversation.snoozed_until is not None
+        helsinki = conversation.snoozed_until.astimezone(ZoneInfo("Europe/Helsinki"))
+        tomorrow = datetime.now(ZoneInfo("Europe/Helsinki")).date() + timedelta(days=1)
+        assert (helsinki.date(), helsinki.hour, helsinki.minute) == (tomorrow, 9, 0)
+        wait_for(lambda: _notices(slack, thread), "the snooze said in the thread", timeout=30)
+        assert _notices(slack, thread) == [
+            f"Snoozed by esko until {helsinki:%a %d %b} 09:00 ({helsinki.tzname()})."
+        ]
+
+        # The customer writes before the time: open again at once, the snooze gone.
+        running.deliver(
+            "2.M2P1.test", mail(message_id="q2@example.fi", in_reply_to="q1@example.fi")
+        )
+        wait_for(lambda: _directions(store) == ["in", "in"], "her second mail", timeout=30)
+        with store.readers() as session:
+            conversation = session.scalars(select(Conversation)).one()
+        assert (conversation.status, conversation.snoozed_until) == ("open", None)
+
+
+def test_canned_answers_from_the_pings_menu_and_the_thread_in_the_customers_language(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver(
+            "1.M1P1.test",
+            mail(message_id="q1@example.fi", body="Hei, missä on tilaukseni nro 104233? Aino\n"),
+        )
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        with store.readers() as session:
+            conversation = session.scalars(select(Conversation)).one()
+        assert conversation.attributes == {"order_number": "104233"}
+
+        value = f"{thread.conversation_id}:shipping"
+        assert running.pick("UESKO", "inbox_answer", value, thread) == (200, "ok\n")
+        wait_for(lambda: len(smtp.received) == 1, "the answer at the SMTP server", timeout=30)
+        sent = smtp.received[0].message
+        assert sent.get_content().strip() == "Hei Aino, tilauksesi 104233 lähti tänään."
+        wait_for(lambda: _notices(slack, thread), "what was sent, in the thread", timeout=30)
+        assert _notices(slack, thread) == ["esko sent the answer 'shipping' (fi)."]
+
+        # In the thread: `!answer NAME` sends one; an unknown name is refused with the reason.
+        for text in ("!answer thanks", "!answer nosuch"):
+            ts = slack.post(thread.channel, text, user="UESKO", thread_ts=thread.ts)
+            event = {
+                "type": "message",
+                "channel": thread.channel,
+                "user": "UESKO",
+                "text": text,
+                "ts": ts,
+                "thread_ts": thread.ts,
+            }
+            assert running.post_event(event)[0] == 200
+        wait_for(lambda: len(smtp.received) == 2, "the second answer", timeout=30)
+        assert smtp.received[1].message.get_content().strip() == "Thank you, Aino!"
+        wait_for(lambda: len(_notices(slack, thread)) == 2, "the refusal", timeout=30)
+        refusal = _notices(slack, thread)[1]
+        assert refusal.startswith("Not sent: no answer named 'nosuch'")
+        time.sleep(0.5)
+        assert len(smtp.received) == 2
+
+
+def test_an_answer_needing_an_order_number_no_rule_found_is_not_sent(
+    store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    with Running(store, slack, smtp, tmp_path) as running:
+        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
+        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
+        thread = ping_thread(store)
+        value = f"{thread.conversation_id}:shipping"
+        assert running.pick("UESKO", "inbox_answer", value, thread) == (200, "ok\n")
+        wait_for(lambda: _notices(slack, thread), "the refusal in the thread", timeout=30)
+        assert _notices(slack, thread) == [
+            "Not done: answer 'shipping' needs {order_number}, which no rule found in this "
+            "conversation"
+        ]
+        assert _directions(store) == ["in"]

@@ -5,15 +5,16 @@ the support mailbox) never becomes a customer's message."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from inbox.cli import main
 from inbox.store.db import make_engine, make_sessionmaker
-from inbox.store.models import Message
+from inbox.store.models import Conversation, Message
 from tests.conftest import BACKENDS
 from tests.helpers import mail
 from tests.smtp_server import PASSWORD, SmtpServer
@@ -188,3 +189,35 @@ def test_a_canned_answer_goes_in_the_customers_language(tmp_path: Path, server: 
     inbox(config, "run", "--once")
     body = server.received[0].message.get_content().replace("\r\n", "\n")
     assert body.rstrip("\n") == "Hei Aino,\n\nuusi vetoketju lähtee huomenna.\n\nEsko"
+
+
+def test_a_snoozed_conversation_is_pending_until_the_daemon_opens_it_at_its_time(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    config, maildir = setup_desk(tmp_path, url, server)
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    inbox(config, "run", "--once")
+    bad = CliRunner().invoke(
+        main, ["--config", str(config), "conversations", "snooze", "1", "--until", "soon"]
+    )
+    assert bad.exit_code == 1 and "give a duration" in bad.output
+    snoozed = inbox(config, "conversations", "snooze", "1", "--until", "2h", "--by", "esko")
+    assert snoozed.output.startswith("conversation 1 snoozed until ")
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    assert shown["status"] == "pending" and shown["snoozed_until"]
+    inbox(config, "run", "--once")  # not yet due
+    assert json.loads(inbox(config, "conversations", "show", "1", "--json").output)["status"] == (
+        "pending"
+    )
+    # The time comes (set back here rather than waited for): the next run opens it.
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Conversation).values(snoozed_until=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    engine.dispose()
+    inbox(config, "run", "--once")
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    assert (shown["status"], shown["snoozed_until"]) == ("open", None)
+    assert [e["kind"] for e in shown["events"]][-2:] == ["snoozed", "snooze_ended"]

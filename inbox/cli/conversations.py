@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from inbox.cli.assign import assign_conversation, unassign_conversation
 from inbox.cli.common import console, iso, reading_session, when
 from inbox.cli.context import AppContext, pass_app
-from inbox.cli.reply import close_conversation, reply_conversation
+from inbox.cli.reply import close_conversation, reply_conversation, snooze_conversation
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60
@@ -141,6 +141,8 @@ def _conversation_json(c: Conversation, sender: str) -> dict[str, Any]:
         "last_message_at": iso(c.last_message_at),
         "first_response_at": iso(c.first_response_at),
         "last_agent_reply_at": iso(c.last_agent_reply_at),
+        "snoozed_until": iso(c.snoozed_until),
+        "attributes": dict(c.attributes or {}),
         "previous_conversation_id": c.previous_conversation_id,
     }
 
@@ -235,6 +237,11 @@ def _print_conversation(conversation: Conversation, events: Any, full: bool) -> 
         markup=False,
     )
     out.print(f"contact: {contact.name if contact else ''} <{who}>", markup=False)
+    if c.snoozed_until:
+        out.print(f"snoozed until {when(c.snoozed_until)} UTC", markup=False)
+    if c.attributes:
+        found = ", ".join(f"{name} {value}" for name, value in sorted(c.attributes.items()))
+        out.print(f"found by rules: {found}", markup=False)
     if c.previous_conversation_id:
         out.print(f"follows conversation #{c.previous_conversation_id}", markup=False)
     for m in c.messages:
@@ -317,3 +324,4 @@ conversations.add_command(assign_conversation)
 conversations.add_command(unassign_conversation)
 conversations.add_command(reply_conversation)
 conversations.add_command(close_conversation)
+conversations.add_command(snooze_conversation)

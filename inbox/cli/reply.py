@@ -1,6 +1,7 @@
-"""`inbox conversations reply` and `close`: an agent's answer to the customer, or an internal
-note, written by inbox/routing/reply.py as the Slack thread and the web desk write theirs. The
-reply leaves with the daemon's next pass over the outbox (`inbox run`, or `inbox run --once`)."""
+"""`inbox conversations reply`, `close` and `snooze`: an agent's answer to the customer, or an
+internal note, written by inbox/routing/reply.py as the Slack thread and the web desk write
+theirs. The reply leaves with the daemon's next pass over the outbox (`inbox run`, or
+`inbox run --once`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from inbox.cli.common import store_writers
 from inbox.cli.context import AppContext, pass_app, person_name
 from inbox.routing.person import NoSuchConversation, close_by_person
 from inbox.routing.reply import CannotReply, write_reply
+from inbox.routing.snooze import CannotSnooze, snooze_by_person, snooze_until
 from inbox.store.db import transaction
 
 
@@ -89,46 +91,67 @@ def close_conversation(app: AppContext, conversation_id: int, person: str | None
         click.echo(f"conversation {conversation_id} is closed already: nothing changed")
 
 
+@click.command("snooze")
+@click.argument("conversation_id", type=int)
+@click.option(
+    "--until",
+    "when",
+    required=True,
+    help="A duration (2h, 3d), tomorrow or monday (09:00), or a date and time "
+    "(2026-12-08 14:00, in this machine's time zone unless an offset is given).",
+)
+@click.option("--by", "person", help="Who snoozes it, for the history (default: your login name).")
+@pass_app
+def snooze_conversation(
+    app: AppContext, conversation_id: int, when: str, person: str | None
+) -> None:
+    """Put a conversation aside: pending until then, open again at that time or as soon as the
+    customer writes. The running daemon opens it and tells its assignee in Slack."""
+    from datetime import UTC, datetime
+
+    from inbox.store.models import utcnow
+
+    by = person_name(person)
+    now = utcnow()
+    try:
+        until = snooze_until(when, now, datetime.now().astimezone().tzinfo or UTC)
+        with transaction(store_writers(app)) as session:
+            snooze_by_person(session, conversation_id, person=by, until=until, now=now)
+    except (NoSuchConversation, CannotSnooze) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"conversation {conversation_id} snoozed until {until:%Y-%m-%d %H:%M %Z}")
+
+
 def _canned(app: AppContext, conversation_id: int, name: str, author: str) -> str:
     """The answer in the conversation's language (else English), its placeholders filled."""
-    from sqlalchemy import select
-
     from inbox.cli.common import reading_session
-    from inbox.store.models import Contact, Conversation, Message
+    from inbox.routing.canned import canned_answer
     from rules.answers import AnswerError, answers_folder, load_answers
 
     rules_file = app.config().settings.rules_file
     if rules_file is None:
         raise click.ClickException("no rules_file is configured: answers live beside it")
-    answers, _ = load_answers(answers_folder(Path(rules_file)))
-    with reading_session(app) as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            raise click.ClickException(f"no conversation {conversation_id}")
-        contact = session.get(Contact, conversation.contact_id) if conversation.contact_id else None
-        sender_name = session.scalar(
-            select(Message.from_name)
-            .where(Message.conversation_id == conversation_id, Message.direction == "in")
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        name_of_customer = (contact.name if contact else "") or sender_name or ""
-        values = {
-            "customer_name": name_of_customer,
-            "customer_first_name": name_of_customer.split(" ")[0] if name_of_customer else "",
-            "agent_name": author,
-            "conversation_id": str(conversation.id),
-            "subject": conversation.subject,
-        }
-        language = conversation.language
+    answers, _ = load_answers(answers_folder(Path(rules_file)), _extracted(Path(rules_file)))
     try:
-        used, _ = answers.pick(name, language)
-        text = answers.render(name, language, values)
-    except AnswerError as error:
+        with reading_session(app) as session:
+            canned = canned_answer(session, answers, conversation_id, name, author)
+    except (AnswerError, NoSuchConversation) as error:
         raise click.ClickException(str(error)) from None
-    if used != language:
-        click.echo(f"no {name}.{language or '?'}.md: the English answer is used", err=True)
-    return text
+    if canned.used != canned.language:
+        click.echo(f"no {name}.{canned.language or '?'}.md: the English answer is used", err=True)
+    return canned.text
+
+
+def _extracted(rules_file: Path) -> frozenset[str]:
+    """The placeholders the rules file's `extract` actions fill (none if it cannot be read:
+    the rules' own check says why)."""
+    from rules.errors import RulesInvalid
+    from rules.loader import load_rules
+
+    try:
+        return load_rules(rules_file).extracted_names()
+    except (RulesInvalid, OSError):
+        return frozenset()
 
 
 @click.group("answers")
@@ -143,12 +166,13 @@ def answers_check(app: AppContext, folder: Path | None) -> None:
     """Exit 0 when every answer can be used, else 1 with every problem."""
     from rules.answers import answers_folder, load_answers
 
+    rules_file = app.config().settings.rules_file
     if folder is None:
-        rules_file = app.config().settings.rules_file
         if rules_file is None:
             raise click.UsageError("give FOLDER, or configure rules_file (answers live beside it)")
         folder = answers_folder(Path(rules_file))
-    answers, problems = load_answers(folder)
+    extracted = _extracted(Path(rules_file)) if rules_file is not None else frozenset()
+    answers, problems = load_answers(folder, extracted)
     for problem in problems:
         click.echo(f"{folder}/{problem}", err=True)
     count = sum(len(by_language) for by_language in answers.texts.values())

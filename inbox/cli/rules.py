@@ -333,6 +333,8 @@ def _print_outcome(
         click.echo(f"  assign to {assign.describe()}  (rule {rule}){choice}")
     for notify, rule in decisions.notify.values():
         click.echo(f"  notify {notify.target()}  (rule {rule})")
+    for name, found in decisions.extracted.items():
+        click.echo(f"  {name} = {found.value}  (rule {found.rule})")
     for what, value, rule, replaced_by in decisions.overridden:
         click.echo(f"  ({what} {value} from rule {rule} was overridden by rule {replaced_by})")
 
@@ -393,6 +395,7 @@ def _outcome(evaluation: Evaluation) -> dict[str, str]:
     outcome.update({f"untag {tag}": "yes" for tag in decisions.untags})
     outcome.update({f"contact tag {tag}": "yes" for tag in decisions.contact_tags})
     outcome.update({f"notify {target}": "yes" for target in decisions.notify})
+    outcome.update({name: found.value for name, found in decisions.extracted.items()})
     if decisions.priority:
         outcome["priority"] = decisions.priority.value
     if decisions.status:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,10 +140,13 @@ class Notifier:
         *,
         client: WebClient | None = None,
         clock: Callable[[], datetime] = utcnow,
+        answers: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.writers = writers
         self.settings = settings
         self.clock = clock
+        #: The canned answers' names, for the ping's menu (none: no menu).
+        self.answers = answers
         if client is None:
             assert settings.bot_token is not None, "the notifier needs slack.bot_token"
             client = WebClient(
@@ -407,7 +410,7 @@ class Notifier:
                 if found is not None:
                     self.log.info("ping_found_after_restart", **_about(row), ts=found)
                     return {"channel": channel, "ts": found, "recovered": True}
-            message = _compose(payload, view, now)
+            message = _compose(payload, view, now, self.answers)
             posting = True
             answer = self.client.chat_postMessage(
                 channel=channel,
@@ -580,18 +583,29 @@ def _view_of(
     )
 
 
-def _compose(payload: SlackPing, view: ConversationView, now: datetime) -> dict[str, Any]:
+def _compose(
+    payload: SlackPing,
+    view: ConversationView,
+    now: datetime,
+    answers: Callable[[], Sequence[str]],
+) -> dict[str, Any]:
     match payload:
         case AssignmentPing():
             return slack_messages.assignment(
-                view, now, payload.rule, payload.why, by=payload.by, note=payload.note
+                view,
+                now,
+                payload.rule,
+                payload.why,
+                by=payload.by,
+                note=payload.note,
+                answers=answers(),
             )
         case QueuedPing():
             return slack_messages.queued(view, now, payload.team, payload.rule, payload.skipped)
         case NotifyPing():
             return slack_messages.notice(view, now, payload.text, payload.rule)
         case ThreadFollowUp():
-            return slack_messages.follow_up(view, payload.sender, payload.text)
+            return slack_messages.follow_up(view, payload.sender, payload.text, payload.notice)
 
 
 def _thread_of(row: _Row, result: dict[str, Any]) -> dict[str, Any]:

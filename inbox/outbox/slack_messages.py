@@ -12,6 +12,7 @@ forge a link, and cut to fit Slack's limits (3,000 characters a section).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +43,18 @@ class ConversationView:
 CLAIM = "inbox_claim"
 CLOSE = "inbox_close"
 HAND_BACK = "inbox_hand_back"
+#: Menus: their option values are "CONVERSATION_ID:CHOICE".
+SNOOZE = "inbox_snooze"
+ANSWER = "inbox_answer"
+#: What the Snooze menu offers (inbox/routing/snooze.py reads each value).
+SNOOZE_CHOICES = (
+    ("1h", "1 hour"),
+    ("4h", "4 hours"),
+    ("tomorrow", "Tomorrow 09:00"),
+    ("monday", "Monday 09:00"),
+)
+#: Slack shows at most 100 options in a menu.
+MAX_OPTIONS = 100
 
 
 def escape(text: str) -> str:
@@ -106,10 +119,17 @@ def _body(
 
 
 def assignment(
-    view: ConversationView, now: datetime, rule: str, why: str, by: str = "", note: str = ""
+    view: ConversationView,
+    now: datetime,
+    rule: str,
+    why: str,
+    by: str = "",
+    note: str = "",
+    answers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The DM to the agent a conversation was assigned to, by a rule (what it matched) or by
-    a person (`by`, with their note)."""
+    a person (`by`, with their note), with its buttons, a Snooze menu and, when the desk has
+    canned answers, a menu that sends one (in the conversation's language)."""
     headline = f"*Assigned to you:* {_title(view)}"
     blocks = _body(headline, view, now, rule, by)
     if by and note:
@@ -121,9 +141,27 @@ def assignment(
         f"({view.priority}, {CHANNEL_LABELS.get(view.channel, view.channel)}, "
         f"waiting {waited(view.waiting_since, now)})"
     )
-    blocks.append(_buttons(view, (CLOSE, "Close", "primary"), (HAND_BACK, "Hand back", "")))
+    actions = _buttons(view, (CLOSE, "Close", "primary"), (HAND_BACK, "Hand back", ""))
+    actions["elements"].append(_menu(view, SNOOZE, "Snooze", SNOOZE_CHOICES))
+    if answers:
+        choices = [(name, name.replace("_", " ").replace("-", " ")) for name in answers]
+        menu = _menu(view, ANSWER, "Send an answer", choices[:MAX_OPTIONS])
+        menu["confirm"] = {
+            "title": {"type": "plain_text", "text": "Send this answer?"},
+            "text": {
+                "type": "plain_text",
+                "text": "It goes to the customer at once, in their language.",
+            },
+            "confirm": {"type": "plain_text", "text": "Send"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+        actions["elements"].append(menu)
+    blocks.append(actions)
     blocks.append(
-        _context("Answer in this thread: it goes to the customer (`note:` keeps it internal).")
+        _context(
+            "Answer in this thread: it goes to the customer (`note:` keeps it internal, "
+            "`!answer NAME` sends a canned answer)."
+        )
     )
     return {"text": text, "blocks": blocks}
 
@@ -163,8 +201,13 @@ def notice(view: ConversationView, now: datetime, text: str, rule: str) -> dict[
     }
 
 
-def follow_up(view: ConversationView, sender: str, text: str) -> dict[str, Any]:
-    """The customer's next message, in the ping's thread: answer it right there."""
+def follow_up(
+    view: ConversationView, sender: str, text: str, notice: bool = False
+) -> dict[str, Any]:
+    """The customer's next message, in the ping's thread: answer it right there. A `notice`
+    is Inbox's own line there instead (what a button did)."""
+    if notice:
+        return {"text": _clip(text, 300), "blocks": [_context(escape(_clip(text, 2900)))]}
     who = escape(_clip(sender, 100)) or "The customer"
     quoted = "\n".join(f"> {escape(line)}" for line in _clip(text, 2500).splitlines()) or "> …"
     return {
@@ -191,6 +234,23 @@ def _buttons(view: ConversationView, *buttons: tuple[str, str, str]) -> dict[str
             button["style"] = style
         elements.append(button)
     return {"type": "actions", "block_id": f"inbox_{view.id}", "elements": elements}
+
+
+def _menu(
+    view: ConversationView, action: str, placeholder: str, choices: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    return {
+        "type": "static_select",
+        "action_id": action,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+        "options": [
+            {
+                "text": {"type": "plain_text", "text": _clip(label, 75)},
+                "value": f"{view.id}:{value}",
+            }
+            for value, label in choices
+        ],
+    }
 
 
 def _context(text: str) -> dict[str, Any]:

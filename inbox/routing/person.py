@@ -106,6 +106,7 @@ def close_by_person(session: Session, conversation_id: int, *, person: str) -> b
     writer.event(conversation.id, "closed", f"person:{person}", {"was": conversation.status})
     conversation.status = "closed"
     conversation.closed_at = now
+    conversation.snoozed_until = None
     conversation.updated_at = now
     writer.flush()
     return True

@@ -253,6 +253,13 @@ class RulesPass:
                 rule,
                 {"what": what, "value": value, "overridden_by": replaced_by},
             )
+        for name, found in decisions.extracted.items():
+            attributes = dict(conversation.attributes or {})
+            if attributes.get(name) != found.value:
+                detail = {"name": name, "value": found.value, "was": attributes.get(name, "")}
+                attributes[name] = found.value
+                conversation.attributes = attributes
+                self._event(arrival, "attribute_set", found.rule, detail)
         if decisions.assign is not None:
             self._assign(arrival, decisions.assign[0], decisions.assign[1], matched)
         for notify, rule in decisions.notify.values():

@@ -51,10 +51,12 @@ from inbox.secrets import Secret
 from inbox.service.agent_replies import AgentReplies
 from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier
+from inbox.service.timers import Timers
 from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
 from inbox.service.web import WebServer
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.webhook import Handler
+from rules.answers import AnswersInForce, answers_folder
 from rules.holder import RulesInForce
 from rules.model import RuleSet
 
@@ -143,14 +145,23 @@ class Daemon:
             seconds=settings.ingest.lease_seconds,
             holder=holder_name(settings.data_dir),
         )
+        #: The canned answers beside the rules file, read again when one changes.
+        self.answers = (
+            AnswersInForce(answers_folder(rules.path), self._extracted) if rules else None
+        )
         #: Sends the outbox's Slack pings, when a bot token is configured.
         self.notifier: Notifier | None = None
         if settings.slack.bot_token is not None:
-            self.notifier = Notifier(self.wired.writers, settings.slack)
+            self.notifier = Notifier(self.wired.writers, settings.slack, answers=self._answer_names)
         #: Sends agents' replies through the connectors that can answer (connectors/base.py).
         self.replies = ReplySender(
             self.wired.writers, senders_of(connectors), slack_of=self._slack_of
         )
+        #: Snoozes that end (and the SLA timers to come).
+        self.timers = Timers(self.wired.writers, slack_of=self._slack_of)
+        if self.notifier is not None:
+            notifier = self.notifier
+            self.timers.fired = lambda conversations: notifier.wake()
         #: The webhook receiver, when a connector takes webhooks (started by `run`).
         self.web: WebServer | None = None
         self.routes = self._routes()
@@ -223,6 +234,12 @@ class Daemon:
                 return agent.name
         return ""
 
+    def _extracted(self) -> frozenset[str]:
+        return self.rules.current.ruleset.extracted_names() if self.rules else frozenset()
+
+    def _answer_names(self) -> list[str]:
+        return self.answers.names() if self.answers is not None else []
+
     def _slack_of(self, agent: str) -> str:
         """An agent's Slack id in the rules in force ("" without rules or without an id)."""
         if self.rules is None:
@@ -282,6 +299,7 @@ class Daemon:
                 if self.notifier is not None:
                     self.notifier.start()
                 self.replies.start()
+                self.timers.start()
             # The store is migrated and the rules loaded (the CLI refuses to start without
             # them): ready for systemd, and for the units ordered after this one.
             self.systemd.ready(self._status_line())
@@ -290,6 +308,7 @@ class Daemon:
                     if not self.stopping.is_set():
                         self._store_spool(state)
                         self._poll(state)
+                self.timers.run_once()
                 if self.notifier is not None:
                     while self.notifier.run_once():
                         pass
@@ -319,6 +338,7 @@ class Daemon:
             if self.notifier is not None:
                 self.notifier.stop()
             self.replies.stop()
+            self.timers.stop()
             self.wired.close()
         totals = BatchResult()
         for state in self.states:
@@ -370,6 +390,7 @@ class Daemon:
                 self._agent_of,
                 written=self.replies.wake,
                 ruleset=self._ruleset,
+                answers=self.answers.current if self.answers is not None else lambda: None,
             )
             routes[slack.events_path] = agents.receive
             routes[slack.actions_path] = agents.act

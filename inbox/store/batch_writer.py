@@ -547,6 +547,7 @@ class BatchWriter:
             previous_status = conversation.status
             conversation.status = "open"
             conversation.closed_at = None
+            conversation.snoozed_until = None  # the customer wrote first
             detail = {"from": previous_status, "reason": decision.reason}
             self._event("conversation_reopened", conversation, None, detail)
 

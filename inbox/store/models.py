@@ -140,6 +140,10 @@ class Conversation(Base):
     first_response_at: Mapped[datetime | None] = mapped_column()
     last_agent_reply_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+    #: Pending until then, by a person; open again at that time or when the customer writes.
+    snoozed_until: Mapped[datetime | None] = mapped_column(index=True)
+    #: What rules found in the messages (`extract`: an order number), for canned answers.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     contact: Mapped[Contact | None] = relationship()
     messages: Mapped[list[Message]] = relationship(

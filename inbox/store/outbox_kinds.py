@@ -71,6 +71,9 @@ class ThreadFollowUp:
     thread_ts: str
     sender: str = ""
     text: str = ""
+    #: Inbox's own word in the thread (what a button did, why `!answer` was refused), not
+    #: something the customer wrote.
+    notice: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ def read_payload(kind: str, stored_payload: dict[str, Any]) -> OutboxPayload:
             values["skipped"] = {str(k): str(v) for k, v in dict(value or {}).items()}
         elif item.type == "int":
             values[item.name] = int(value or 0)
+        elif item.type == "bool":
+            values[item.name] = value is True or str(value).lower() == "true"
         elif value is not None:
             values[item.name] = str(value)
         elif item.default is dataclasses.MISSING:

@@ -8,6 +8,7 @@ from inbox.store.outbox_kinds import (
     AssignmentPing,
     NotifyPing,
     QueuedPing,
+    ThreadFollowUp,
     UnknownKind,
     read_payload,
     slack_target,
@@ -48,3 +49,13 @@ def test_a_damaged_row_reads_as_nobody_to_send_to() -> None:
 def test_a_kind_this_version_does_not_send_is_refused_by_name() -> None:
     with pytest.raises(UnknownKind, match=r"email\.reply"):
         read_payload("email.reply", {})
+
+
+def test_a_flag_reads_back_as_it_was_stored() -> None:
+    for notice in (True, False):
+        payload = ThreadFollowUp("C1", "1.2", text="Snoozed", notice=notice)
+        assert read_payload(payload.KIND, stored(payload)) == payload
+    # A row from before the flag existed is no notice.
+    assert read_payload("slack.thread", {"slack_channel": "C1", "thread_ts": "1.2"}) == (
+        ThreadFollowUp("C1", "1.2")
+    )
