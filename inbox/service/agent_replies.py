@@ -199,7 +199,8 @@ class AgentReplies:
                 conversation_id,
                 author=agent,
                 text=canned.text,
-                source=f"slack-action:{where[0]}:{where[1]}:{action_ts}",
+                # Slack stamps each pick: the same one delivered twice is written once.
+                source=f"slack-action:{where[0]}:{where[1]}:{action_ts}" if action_ts else "",
             )
             return f"{agent} sent the answer '{choice}' ({canned.used})."
         if ruleset is None or agent not in ruleset.agents:
