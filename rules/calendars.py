@@ -1,19 +1,34 @@
-"""Business hours: named calendars with a time zone, weekly hours and holidays.
+"""Business hours: named calendars with a time zone, weekly hours, holidays and dated exceptions,
+and the arithmetic of business time that SLA targets are counted in.
 
-Times are checked in the calendar's own zone, so "08:00-17:00" in Europe/Helsinki stays right
-across daylight saving changes. A range that ends before it starts ("22:00-06:00") runs past
-midnight into the next day.
+Times are read in the calendar's own zone, so "08:00-17:00" in Europe/Helsinki stays right
+across daylight saving changes, and durations are real elapsed time between those local hours
+(the night of a change is an hour shorter or longer; an open hour is always an hour). A range
+that ends before it starts ("22:00-06:00") runs past midnight into the next day. A day is
+closed when it is listed in `holidays`, is a public holiday of `country` (and `subdivision`)
+as the `holidays` package knows it, or has an exception saying so; an exception may also give a
+day other hours (a short Christmas Eve).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+#: How far business time is looked for: a calendar with no open hour in that long is refused.
+HORIZON_DAYS = 3 * 366
+
+Ranges = tuple[tuple[time, time], ...]
+
+
+class NeverOpen(ValueError):
+    """The calendar has no open hour within HORIZON_DAYS from the moment asked about."""
 
 
 @dataclass(frozen=True)
@@ -21,33 +36,138 @@ class Calendar:
     name: str
     zone: ZoneInfo
     #: Per weekday (0 = Monday): the open ranges, as (start, end) times of that day.
-    hours: tuple[tuple[tuple[time, time], ...], ...]
+    hours: tuple[Ranges, ...]
     holidays: frozenset[date] = field(default_factory=frozenset)
+    #: Public holidays of this ISO country (and subdivision), from the holidays package.
+    country: str = ""
+    subdivision: str = ""
+    #: Dated hours instead of the week's: () closes the day.
+    exceptions: Mapping[date, Ranges] = field(default_factory=dict, hash=False)
+
+    # -- what a day is -------------------------------------------------------------------------
+
+    def closed_on(self, day: date) -> bool:
+        """A holiday (listed, or public in the calendar's country) without an exception."""
+        if day in self.exceptions:
+            return not self.exceptions[day]
+        if day in self.holidays:
+            return True
+        return bool(self.country) and day in public_holidays(
+            self.country, self.subdivision, day.year
+        )
+
+    def ranges_on(self, day: date) -> Ranges:
+        if day in self.exceptions:
+            return self.exceptions[day]
+        if self.closed_on(day):
+            return ()
+        return self.hours[day.weekday()]
+
+    # -- moments -------------------------------------------------------------------------------
 
     def is_open(self, moment: datetime) -> bool:
-        local = moment.astimezone(self.zone)
-        now = local.time()
-        if self._open_on(local.date(), local.weekday(), now, late=False):
-            return True
-        # A range past midnight ("22:00-06:00") opened yesterday.
-        yesterday = local.date().toordinal() - 1
-        return self._open_on(date.fromordinal(yesterday), (local.weekday() - 1) % 7, now, late=True)
-
-    def _open_on(self, day: date, weekday: int, now: time, *, late: bool) -> bool:
-        if day in self.holidays:
-            return False
-        for start, end in self.hours[weekday]:
-            overnight = end <= start
-            if late:
-                if overnight and now < end:
-                    return True
-            elif (start <= now < end) if not overnight else now >= start:
+        for start, end in self.periods(moment - timedelta(days=2)):
+            if start > moment:
+                return False
+            if moment < end:
                 return True
         return False
 
     def describe(self, moment: datetime) -> str:
         local = moment.astimezone(self.zone)
         return f"{WEEKDAYS[local.weekday()]} {local:%H:%M} {self.zone.key}"
+
+    def next_open(self, moment: datetime) -> datetime:
+        """`moment` if open then, else when it opens next."""
+        for start, end in self.periods(moment):
+            if end > moment:
+                return max(start, moment)
+        raise NeverOpen(f"calendar {self.name} has no open hour within {HORIZON_DAYS} days")
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The moment `duration` of open time after `start` (a due time in business hours)."""
+        remaining = duration
+        for begin, end in self.periods(start):
+            if end <= start:
+                continue
+            begin = max(begin, start)
+            if end - begin >= remaining:
+                return begin + remaining
+            remaining -= end - begin
+        raise NeverOpen(f"calendar {self.name} has no open hour within {HORIZON_DAYS} days")
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Open time from `start` to `end` (how long a customer waited, in business time)."""
+        total = timedelta(0)
+        if end <= start:
+            return total
+        for begin, finish in self.periods(start):
+            if begin >= end:
+                break
+            overlap = min(finish, end) - max(begin, start)
+            if overlap > timedelta(0):
+                total += overlap
+        return total
+
+    def periods(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The open periods in UTC, in order, from the day before `since` (a range past
+        midnight may have begun then), merged where they touch; up to HORIZON_DAYS."""
+        day = since.astimezone(self.zone).date() - timedelta(days=1)
+        pending: tuple[datetime, datetime] | None = None
+        for _ in range(HORIZON_DAYS):
+            for start, end in self._day_periods(day):
+                if pending is not None and start <= pending[1]:
+                    pending = (pending[0], max(pending[1], end))
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = (start, end)
+            day += timedelta(days=1)
+        if pending is not None:
+            yield pending
+
+    def _day_periods(self, day: date) -> list[tuple[datetime, datetime]]:
+        found = []
+        for start, end in self.ranges_on(day):
+            begin = _at(day, start, self.zone)
+            if end <= start:  # past midnight
+                finish = _at(day + timedelta(days=1), end, self.zone)
+            elif end == time(23, 59, 59, 999999):
+                finish = _at(day + timedelta(days=1), time(0, 0), self.zone)
+            else:
+                finish = _at(day, end, self.zone)
+            if finish > begin:
+                found.append((begin, finish))
+        return sorted(found)
+
+
+def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
+    """A wall-clock time of a day, in UTC. A time the spring change skips (03:30 in Helsinki on
+    the last Sunday of March) is read with the offset before the change, as Python does."""
+    return datetime.combine(day, moment, zone).astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def public_holidays(country: str, subdivision: str, year: int) -> frozenset[date]:
+    import holidays
+
+    found = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
+    return frozenset(found.keys())
+
+
+def check_country(country: str, subdivision: str) -> str:
+    """'' when the holidays package knows the country (and subdivision), else why not."""
+    import holidays
+
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        from rules.errors import did_you_mean
+
+        return f"no public holidays known for '{country}'{did_you_mean(country, supported)}"
+    if subdivision and subdivision not in supported[country]:
+        known = ", ".join(supported[country][:30])
+        return f"'{subdivision}' is not a subdivision of {country} (known: {known})"
+    return ""
 
 
 def parse_zone(name: str) -> ZoneInfo:

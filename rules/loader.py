@@ -11,14 +11,21 @@ import glob
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from inbox.normalize.language import supported_codes
 from rules.answers import PLACEHOLDERS
-from rules.calendars import WEEKDAYS, Calendar, parse_days, parse_ranges, parse_zone
+from rules.calendars import (
+    WEEKDAYS,
+    Calendar,
+    check_country,
+    parse_days,
+    parse_ranges,
+    parse_zone,
+)
 from rules.conditions import (
     All,
     Always,
@@ -85,7 +92,7 @@ AGENT_KEYS = (
     "away",
 )
 TEAM_KEYS = ("members", "strategy", "fallback", "slack_channel", "description")
-CALENDAR_KEYS = ("timezone", "hours", "holidays")
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "country", "subdivision", "exceptions", "ical")
 ASSIGN_KEYS = ("agent", "team", "strategy", "skills", "match_language", "reassign")
 NOTIFY_KEYS = ("agent", "team", "channel", "text")
 CHANNELS = ("email", "sms", "chat")
@@ -395,9 +402,83 @@ class _Builder:
                 holidays.add(date.fromisoformat(str(day)))
             except ValueError:
                 self.fail(document, (*path, "holidays", index), "expected a date (2026-12-24)")
+        country = str(data.get("country") or "").upper()
+        subdivision = str(data.get("subdivision") or "").upper()
+        if subdivision and not country:
+            self.fail(document, (*path, "subdivision"), "a subdivision needs its country")
+        elif country and (reason := check_country(country, subdivision)):
+            self.fail(document, (*path, "country"), reason)
+        exceptions = self.calendar_exceptions(document, (*path, "exceptions"), data)
+        if "ical" in data:
+            holidays |= self.ical_days(document, (*path, "ical"), data["ical"])
         if zone is None or hours is None:
             return None
-        return Calendar(name, zone, hours, frozenset(holidays))
+        return Calendar(
+            name,
+            zone,
+            hours,
+            frozenset(holidays),
+            country=country,
+            subdivision=subdivision,
+            exceptions=exceptions,
+        )
+
+    def calendar_exceptions(
+        self, document: Document, path: Path_, data: dict[str, Any]
+    ) -> dict[date, tuple[Any, ...]]:
+        value = data.get("exceptions")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(document, path, 'expected dates to hours, like {2026-12-24: "08:00-12:00"}')
+            return {}
+        found: dict[date, tuple[Any, ...]] = {}
+        for day_text, ranges_spec in value.items():
+            try:
+                day = date.fromisoformat(str(day_text))
+            except ValueError:
+                self.fail(document, (*path, day_text), "expected a date (2026-12-24)", at_key=True)
+                continue
+            try:
+                found[day] = parse_ranges(str(ranges_spec))
+            except ValueError as error:
+                self.fail(document, (*path, day_text), str(error))
+        return found
+
+    def ical_days(self, document: Document, path: Path_, value: Any) -> set[date]:
+        """The days an iCal feed's events cover (a holiday feed, a company closure calendar),
+        from last year to three years ahead, recurring events included."""
+        import icalendar
+        import recurring_ical_events
+
+        base = Path(document.source).parent if document.source else Path.cwd()
+        file = base / str(value)
+        try:
+            feed = icalendar.Calendar.from_ical(file.read_bytes())
+        except OSError as error:
+            self.fail(document, path, f"cannot read {file}: {error.strerror or error}")
+            return set()
+        except ValueError as error:
+            self.fail(document, path, f"{file} is not an iCalendar file: {error}")
+            return set()
+        this_year = date.today().year
+        days: set[date] = set()
+        for event in recurring_ical_events.of(feed).between(
+            date(this_year - 1, 1, 1), date(this_year + 4, 1, 1)
+        ):
+            start = event.get("DTSTART")
+            end = event.get("DTEND")
+            if start is None:
+                continue
+            first = _as_date(start.dt)
+            last = _as_date(end.dt) if end is not None else first + timedelta(days=1)
+            if isinstance(start.dt, date) and not isinstance(start.dt, datetime):
+                last -= timedelta(days=1)  # an all-day event's DTEND is the day after
+            day = first
+            while day <= max(first, last) and len(days) < 10_000:
+                days.add(day)
+                day += timedelta(days=1)
+        return days
 
     def weekly_hours(self, document: Document, path: Path_, value: Any) -> Any:
         if not isinstance(value, dict) or not value:
@@ -984,3 +1065,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return f"'{value}'"
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
