@@ -50,20 +50,27 @@ from rules.matchers import (
 )
 from rules.model import (
     PRIORITIES,
+    SLA_TARGETS,
     STATUSES,
     STRATEGIES,
     Actions,
     Agent,
     Assign,
+    Escalation,
     Extract,
     Notify,
     Rule,
     RuleSet,
+    SlaPolicy,
     Team,
 )
 from rules.source import Document, Path_, dotted, read_document
 
-TOP_KEYS = ("timezone", "include", "tags", "calendars", "agents", "teams", "rules")
+TOP_KEYS = ("timezone", "include", "tags", "calendars", "agents", "teams", "rules", "sla")
+SLA_KEYS = ("name", "when", "calendar", *SLA_TARGETS, "escalate", "description")
+ESCALATE_KEYS = ("before", "breached", "then")
+#: What an escalation may do (a status change or an extract would make no sense there).
+ESCALATE_ACTIONS = ("tag", "untag", "priority", "assign", "notify")
 RULE_KEYS = ("name", "description", "when", "then", "stop", "enabled")
 ACTION_KEYS = (
     "tag",
@@ -94,7 +101,7 @@ AGENT_KEYS = (
 TEAM_KEYS = ("members", "strategy", "fallback", "slack_channel", "description")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "country", "subdivision", "exceptions", "ical")
 ASSIGN_KEYS = ("agent", "team", "strategy", "skills", "match_language", "reassign")
-NOTIFY_KEYS = ("agent", "team", "channel", "text")
+NOTIFY_KEYS = ("agent", "team", "channel", "assignee", "text")
 CHANNELS = ("email", "sms", "chat")
 LANGUAGES = sorted(supported_codes())
 MAX_INCLUDES = 100
@@ -218,6 +225,10 @@ class _Builder:
                     )
                 names.setdefault(rule.name, rule.mark)
                 rules.append(rule)
+        policies: list[SlaPolicy] = []
+        for document in self.documents:
+            data = document.data if isinstance(document.data, dict) else {}
+            policies.extend(self.read_sla(document, data.get("sla")))
         if self.problems:
             raise RulesInvalid(self.problems)
         ordered = tuple(_with_index(rule, index) for index, rule in enumerate(rules))
@@ -230,7 +241,107 @@ class _Builder:
             zone=self.zone,
             files=tuple(document.source or document.file for document in self.documents),
             version=self.version(),
+            sla=tuple(policies),
         )
+
+    # -- SLA ---------------------------------------------------------------------------------
+
+    def read_sla(self, document: Document, value: Any) -> list[SlaPolicy]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(document, ("sla",), "expected a list of SLA policies ('- name: ...')")
+            return []
+        policies = []
+        for index, spec in enumerate(value):
+            policy = self.sla_policy(document, ("sla", index), spec)
+            if policy is not None:
+                policies.append(policy)
+        return policies
+
+    def sla_policy(self, document: Document, path: Path_, spec: Any) -> SlaPolicy | None:
+        data = self.mapping(
+            document, path, spec, SLA_KEYS, what="an SLA policy", required=("name",)
+        )
+        if data is None or "name" not in data:
+            return None
+        name = self.text(document, (*path, "name"), data["name"])
+        when = (
+            self.condition(document, (*path, "when"), data["when"]) if "when" in data else Always()
+        )
+        calendar = None
+        if "calendar" in data:
+            found = self.name_of(
+                document, (*path, "calendar"), data["calendar"], list(self.calendars), "calendar"
+            )
+            calendar = self.calendars.get(found or "")
+        targets: dict[str, timedelta] = {}
+        for target in SLA_TARGETS:
+            if target in data:
+                try:
+                    targets[target] = parse_duration(data[target])
+                except ValueError as error:
+                    self.fail(document, (*path, target), str(error))
+        if not any(target in data for target in SLA_TARGETS):
+            self.fail(document, path, f"no target: give one of {', '.join(SLA_TARGETS)}")
+        escalate = []
+        steps = data.get("escalate") or []
+        for index, step in enumerate(steps if isinstance(steps, list) else [steps]):
+            found_step = self.escalation(document, (*path, "escalate", index), step, targets)
+            if found_step is not None:
+                escalate.append(found_step)
+        if name is None or when is None:
+            return None
+        return SlaPolicy(name, when, calendar, targets, tuple(escalate), document.at(path))
+
+    def escalation(
+        self, document: Document, path: Path_, spec: Any, targets: dict[str, timedelta]
+    ) -> Escalation | None:
+        data = self.mapping(
+            document, path, spec, ESCALATE_KEYS, what="an escalation", required=("then",)
+        )
+        if data is None or "then" not in data:
+            return None
+        if ("before" in data) == ("breached" in data):
+            self.fail(document, path, "give before: {TARGET: DURATION} or breached: TARGET")
+            return None
+        before: timedelta | None = None
+        if "before" in data:
+            spec_before = data["before"]
+            if not isinstance(spec_before, dict) or len(spec_before) != 1:
+                self.fail(document, (*path, "before"), "expected one target: {first_response: 15m}")
+                return None
+            [(target, duration)] = spec_before.items()
+            try:
+                before = parse_duration(duration)
+            except ValueError as error:
+                self.fail(document, (*path, "before", target), str(error))
+                return None
+        else:
+            target = data["breached"]
+        if target not in targets:
+            known = ", ".join(targets) or "none"
+            self.fail(
+                document,
+                (*path, "before" if before is not None else "breached"),
+                f"'{target}' is not a target of this policy (its targets: {known})",
+            )
+            return None
+        then_spec = data["then"]
+        if isinstance(then_spec, dict):
+            for key in then_spec:
+                if key not in ESCALATE_ACTIONS:
+                    self.fail(
+                        document,
+                        (*path, "then", key),
+                        f"an escalation may {', '.join(ESCALATE_ACTIONS)}; not {key}",
+                        at_key=True,
+                    )
+                    return None
+        then = self.actions(document, (*path, "then"), then_spec)
+        if then is None:
+            return None
+        return Escalation(str(target), before, then)
 
     def version(self) -> str:
         digest = hashlib.sha256()
@@ -636,8 +747,13 @@ class _Builder:
         found: set[str] = set()
         for document in self.documents:
             data = document.data if isinstance(document.data, dict) else {}
-            for rule in data.get("rules") or []:
-                then = rule.get("then") if isinstance(rule, dict) else None
+            thens = [
+                rule.get("then") for rule in _as_list(data.get("rules")) if isinstance(rule, dict)
+            ]
+            for policy in _as_list(data.get("sla")):
+                steps = policy.get("escalate") if isinstance(policy, dict) else None
+                thens.extend(s.get("then") for s in _as_list(steps) if isinstance(s, dict))
+            for then in thens:
                 if not isinstance(then, dict):
                     continue
                 for key in ("tag", "tag_contact"):
@@ -827,11 +943,16 @@ class _Builder:
         )
         if data is None:
             return None
-        targets = [key for key in ("agent", "team", "channel") if key in data]
+        targets = [key for key in ("agent", "team", "channel", "assignee") if key in data]
         if len(targets) != 1:
-            self.fail(document, path, "give exactly one of agent, team or channel")
+            self.fail(document, path, "give exactly one of agent, team, channel or assignee")
             return None
         text = str(data.get("text", "") or "")
+        if "assignee" in data:
+            if data["assignee"] is not True:
+                self.fail(document, (*path, "assignee"), "write assignee: true")
+                return None
+            return Notify(assignee=True, text=text)
         if "agent" in data:
             agent = self.name_of(
                 document, (*path, "agent"), data["agent"], list(self.agents), "agent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,8 @@ from rules.errors import Mark
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "pending", "closed")
 STRATEGIES = ("round_robin", "least_loaded", "sticky")
+#: What an SLA measures: the first agent reply, the reply after each customer message, closing.
+SLA_TARGETS = ("first_response", "next_response", "resolution")
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,18 @@ class Assign:
 
 @dataclass(frozen=True)
 class Notify:
-    """A Slack message: to an agent (DM), to a team's channel, or to a channel by name."""
+    """A Slack message: to an agent (DM), to a team's channel, to a channel by name, or to
+    whoever the conversation is assigned to (`assignee`, an escalation's usual first step)."""
 
     agent: str = ""
     team: str = ""
     channel: str = ""
     text: str = ""
+    assignee: bool = False
 
     def target(self) -> str:
+        if self.assignee:
+            return "assignee"
         if self.agent:
             return f"agent:{self.agent}"
         if self.team:
@@ -120,6 +127,35 @@ class Rule:
     index: int = 0
 
 
+@dataclass(frozen=True)
+class Escalation:
+    """What happens when a target comes near (`before` it) or passes (`before` None)."""
+
+    target: str
+    before: timedelta | None
+    then: Actions
+
+    def describe(self) -> str:
+        if self.before is None:
+            return f"{self.target} breached"
+        minutes = int(self.before.total_seconds() // 60)
+        return f"{self.target} due in {minutes} min"
+
+
+@dataclass(frozen=True, eq=False)
+class SlaPolicy:
+    """Targets for the conversations its condition matches (the first policy that matches
+    applies), counted in its calendar's business time (none: round the clock)."""
+
+    name: str
+    when: Condition
+    calendar: Calendar | None
+    #: SLA_TARGETS name -> how long.
+    targets: dict[str, timedelta]
+    escalate: tuple[Escalation, ...] = ()
+    mark: Mark | None = None
+
+
 @dataclass(eq=False)
 class RuleSet:
     """A whole, valid rules file: what is in force, or a candidate under test."""
@@ -135,6 +171,8 @@ class RuleSet:
     version: str = ""
     #: Include patterns with a glob: a file newly matching one changes the rules.
     watch_globs: tuple[str, ...] = field(default=())
+    #: SLA policies in file order.
+    sla: tuple[SlaPolicy, ...] = ()
 
     def extracted_names(self) -> frozenset[str]:
         """What the rules' `extract` actions may fill: placeholders canned answers may use."""

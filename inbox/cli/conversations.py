@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,6 +16,7 @@ from inbox.cli.assign import assign_conversation, unassign_conversation
 from inbox.cli.common import console, iso, reading_session, when
 from inbox.cli.context import AppContext, pass_app
 from inbox.cli.reply import close_conversation, reply_conversation, snooze_conversation
+from inbox.routing.sla import breached_targets, earliest_due, sla_due_before, unmet_dues
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60
@@ -30,6 +32,12 @@ def conversations() -> None:
 @click.option("--channel", type=click.Choice(["email", "sms", "chat"]))
 @click.option("--tag", "tag_name", help="Only conversations with this tag.")
 @click.option("--assignee", help="Agent name; 'none' for unassigned.")
+@click.option("--breached", is_flag=True, help="Only those past an SLA target, unmet.")
+@click.option(
+    "--due-within",
+    "due_within",
+    help="Only those with an SLA target unmet and due within this long (30m, 2h, 1d).",
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
 @pass_app
@@ -39,16 +47,33 @@ def list_conversations(
     channel: str | None,
     tag_name: str | None,
     assignee: str | None,
+    breached: bool,
+    due_within: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Newest activity first."""
+    """Newest activity first (with --breached or --due-within: soonest due first)."""
+    from rules.matchers import parse_duration
+
     query = (
         select(Conversation)
         .options(selectinload(Conversation.tags), selectinload(Conversation.contact))
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         .limit(limit)
     )
+    now = datetime.now(UTC)
+    if breached or due_within:
+        try:
+            horizon = now + parse_duration(due_within) if due_within else now
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--due-within") from None
+        query = (
+            query.where(sla_due_before(horizon))
+            .order_by(None)
+            .order_by(earliest_due(), Conversation.id)
+        )
+        if due_within and not breached:
+            query = query.where(~sla_due_before(now))
     if status:
         query = query.where(Conversation.status == status)
     if channel:
@@ -85,6 +110,7 @@ def list_conversations(
             "assignee",
             "tags",
             "last message",
+            "sla",
         ):
             table.add_column(column, overflow="ellipsis", no_wrap=column != "subject")
         for c in rows:
@@ -100,6 +126,7 @@ def list_conversations(
                 c.assignee or "",
                 ",".join(t.name for t in c.tags),
                 when(c.last_message_at),
+                sla_line(c, now),
             )
         console().print(table)
         if not rows:
@@ -142,6 +169,14 @@ def _conversation_json(c: Conversation, sender: str) -> dict[str, Any]:
         "first_response_at": iso(c.first_response_at),
         "last_agent_reply_at": iso(c.last_agent_reply_at),
         "snoozed_until": iso(c.snoozed_until),
+        "sla": {
+            "policy": c.sla_policy,
+            "first_response_due": iso(c.first_response_due),
+            "next_response_due": iso(c.next_response_due),
+            "resolution_due": iso(c.resolution_due),
+            "paused_since": iso(c.sla_paused_at),
+            "breached": breached_targets(c, datetime.now(UTC)),
+        },
         "attributes": dict(c.attributes or {}),
         "previous_conversation_id": c.previous_conversation_id,
     }
@@ -239,6 +274,8 @@ def _print_conversation(conversation: Conversation, events: Any, full: bool) -> 
     out.print(f"contact: {contact.name if contact else ''} <{who}>", markup=False)
     if c.snoozed_until:
         out.print(f"snoozed until {when(c.snoozed_until)} UTC", markup=False)
+    if c.sla_policy:
+        out.print(f"SLA {c.sla_policy}: {sla_line(c, datetime.now(UTC), full=True)}", markup=False)
     if c.attributes:
         found = ", ".join(f"{name} {value}" for name, value in sorted(c.attributes.items()))
         out.print(f"found by rules: {found}", markup=False)
@@ -325,3 +362,28 @@ conversations.add_command(unassign_conversation)
 conversations.add_command(reply_conversation)
 conversations.add_command(close_conversation)
 conversations.add_command(snooze_conversation)
+
+
+def sla_line(c: Conversation, now: datetime, *, full: bool = False) -> str:
+    """Where a conversation stands against its SLA: "first_response breached 12 min ago",
+    "resolution due in 3 h" (the soonest target unmet; all of them with `full`)."""
+    parts = []
+    for target, due in sorted(unmet_dues(c).items(), key=lambda item: item[1]):
+        minutes = int((due - now).total_seconds() // 60)
+        if minutes < 0:
+            parts.append(f"{target} breached {_span(-minutes)} ago")
+        else:
+            parts.append(f"{target} due in {_span(minutes)}")
+    if c.sla_paused_at and c.resolution_due:
+        parts.append("resolution paused while pending")
+    if not parts:
+        return ("all targets met" if c.sla_policy else "") if full else ""
+    return "; ".join(parts) if full else parts[0]
+
+
+def _span(minutes: int) -> str:
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // 1440} d"

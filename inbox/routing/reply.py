@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inbox.routing.person import locked_conversation
+from inbox.routing.sla import responded
 from inbox.routing.writer import RoutingWriter
 from inbox.store.models import Contact, Conversation, Message, utcnow
 from inbox.store.outbox_kinds import ReplyToSend
@@ -109,6 +110,7 @@ def write_reply(
     conversation.last_agent_reply_at = now
     if conversation.first_response_at is None:
         conversation.first_response_at = now
+    responded(conversation, now)
     conversation.last_message_at = now
     conversation.updated_at = now
     conversation.message_count += 1

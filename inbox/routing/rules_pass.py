@@ -12,6 +12,7 @@ still waiting unassigned; an assigned conversation keeps its agent unless the ru
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,14 +23,16 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from inbox.routing.sla import after_customer_message
 from inbox.routing.stored_facts import facts_from_columns, tags_by_owner
 from inbox.routing.workload import StoredWorkload
-from inbox.routing.writer import RoutingWriter
+from inbox.routing.writer import RoutingWriter, notify_ping
 from inbox.store.batch_writer import Arrival
 from inbox.store.models import Contact, ContactTag, Conversation, ConversationTag, Event, Tag
-from inbox.store.outbox_kinds import NotifyPing, QueuedPing
+from inbox.store.outbox_kinds import QueuedPing
 from inbox.store.sql import chunked, insert_ignore_many
 from rules.engine import CompiledRules, Evaluation
+from rules.facts import Facts
 from rules.model import Assign
 
 log = structlog.get_logger(__name__)
@@ -163,6 +166,8 @@ class RulesPass:
                 tags.setdefault(conversation.id, set()),
                 contact_tags.setdefault(contact or 0, set()),
             )
+            if self.ruleset.sla and not facts.auto_submitted and not facts.bulk:
+                self._sla(arrival, facts, tags[conversation.id])
             evaluations.append(evaluation)
         if self.tally is not None:
             self.tally.count(self.writer.events)
@@ -327,24 +332,40 @@ class RulesPass:
             "conversation_assigned", conversation_id=conversation.id, agent=choice.agent, rule=rule
         )
 
-    def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
-        kind, _, name = target.partition(":")
-        slack_user = slack_channel = ""
-        if kind == "agent":
-            slack_user = self.ruleset.agents[name].slack
-        elif kind == "team":
-            slack_channel = self.ruleset.teams[name].slack_channel
-        else:
-            slack_channel = name
+    def _sla(self, arrival: Arrival, facts: Facts, tags: set[str]) -> None:
+        """The SLA policy for the conversation as the rules left it (their priority, team and
+        tags count), and its due times from this message."""
         conversation = arrival.conversation
-        ping = NotifyPing(
-            target=target,
-            text=text,
-            rule=rule,
-            why=why,
-            slack_user=slack_user,
-            slack_channel=slack_channel,
+        after = dataclasses.replace(
+            facts,
+            priority=conversation.priority,
+            team=conversation.team or "",
+            assignee=conversation.assignee or "",
+            status=conversation.status,
+            tags=frozenset(tags),
         )
+        policy = self.compiled.sla_for(after)
+        received = arrival.columns.get("received_at") or self.now
+        started = received if arrival.new_conversation else conversation.created_at or received
+        if policy is not None and policy.name != conversation.sla_policy:
+            detail = {"policy": policy.name, "targets": sorted(policy.targets)}
+            self.writer.event(
+                conversation.id,
+                "sla_policy_set",
+                f"sla:{policy.name}",
+                detail,
+                message_id=arrival.message_id,
+            )
+        after_customer_message(
+            self.session, conversation, policy, received, self.now, started=started
+        )
+
+    def _notify(self, arrival: Arrival, target: str, text: str, rule: str, why: str) -> None:
+        conversation = arrival.conversation
+        ping = notify_ping(self.ruleset, conversation, target, text, rule, why)
+        if ping is None:
+            self._event(arrival, "notify_skipped", rule, {"target": target, "reason": "nobody"})
+            return
         self.writer.outbox(
             conversation.id,
             key=f"notify:{conversation.id}:{arrival.message_id}:{rule}:{target}",

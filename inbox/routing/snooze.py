@@ -17,10 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inbox.routing.person import locked_conversation
+from inbox.routing.sla import pause, policy_named, resume, schedule
 from inbox.routing.writer import RoutingWriter
 from inbox.store.models import Conversation, PingThread, utcnow
 from inbox.store.outbox_kinds import NotifyPing, ThreadFollowUp
 from rules.matchers import parse_duration
+from rules.model import RuleSet
 
 #: Conversations woken in one transaction.
 WAKE_LIMIT = 200
@@ -77,6 +79,7 @@ def snooze_by_person(
         {"until": until.isoformat(), "was": conversation.status},
     )
     conversation.status = "pending"
+    pause(conversation, now)
     conversation.snoozed_until = until
     conversation.updated_at = now
     writer.flush()
@@ -87,6 +90,7 @@ def wake_snoozed(
     now: datetime,
     *,
     slack_of: Callable[[str], str] = lambda agent: "",
+    ruleset: RuleSet | None = None,
     limit: int = WAKE_LIMIT,
 ) -> list[int]:
     """Open what is due, in the caller's transaction; the conversations woken."""
@@ -107,6 +111,9 @@ def wake_snoozed(
             continue  # closed meanwhile, or opened by hand: nothing to wake
         conversation.status = "open"
         conversation.updated_at = now
+        policy = policy_named(ruleset, conversation.sla_policy)
+        if resume(conversation, policy, now) and policy is not None:
+            schedule(session, conversation, policy)  # resolution's clock runs again
         writer.event(conversation.id, "snooze_ended", "timer", {"until": _iso(until)})
         _tell_assignee(session, writer, conversation, slack_of)
     writer.flush()

@@ -15,9 +15,9 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from inbox.store.models import Conversation, Event, OutboxItem
-from inbox.store.outbox_kinds import AssignmentPing, OutboxPayload, stored
+from inbox.store.outbox_kinds import AssignmentPing, NotifyPing, OutboxPayload, stored
 from inbox.store.sql import insert_ignore_many
-from rules.model import Agent
+from rules.model import Agent, RuleSet
 
 log = structlog.get_logger(__name__)
 
@@ -138,3 +138,31 @@ class RoutingWriter:
             self.session.execute(insert(cast(Table, Event.__table__)), self.events)
         self.outbox_rows = []
         self.events = []
+
+
+def notify_ping(
+    ruleset: RuleSet, conversation: Conversation, target: str, text: str, rule: str, why: str
+) -> NotifyPing | None:
+    """A `notify` action's ping: to an agent, a team's channel, a channel, or the
+    conversation's assignee (None when it has none, or they have no Slack id)."""
+    kind, _, name = target.partition(":")
+    slack_user = slack_channel = ""
+    if kind == "assignee":
+        agent = ruleset.agents.get(conversation.assignee or "")
+        if agent is None or not agent.slack:
+            return None
+        target, slack_user = f"agent:{agent.name}", agent.slack
+    elif kind == "agent":
+        slack_user = ruleset.agents[name].slack
+    elif kind == "team":
+        slack_channel = ruleset.teams[name].slack_channel
+    else:
+        slack_channel = name
+    return NotifyPing(
+        target=target,
+        text=text,
+        rule=rule,
+        why=why,
+        slack_user=slack_user,
+        slack_channel=slack_channel,
+    )

@@ -158,7 +158,7 @@ class Daemon:
             self.wired.writers, senders_of(connectors), slack_of=self._slack_of
         )
         #: Snoozes that end (and the SLA timers to come).
-        self.timers = Timers(self.wired.writers, slack_of=self._slack_of)
+        self.timers = Timers(self.wired.writers, slack_of=self._slack_of, ruleset=self._ruleset)
         if self.notifier is not None:
             notifier = self.notifier
             self.timers.fired = lambda conversations: notifier.wake()
@@ -192,6 +192,8 @@ class Daemon:
             connectors=tuple(self._connector_view(state) for state in self.states),
             readers=self.pipeline.readers,
             rules=rules,
+            sla_breaches=dict(self.timers.breaches),
+            sla_escalations=dict(self.timers.escalations),
         )
 
     def _connector_view(self, state: _ConnectorState) -> ConnectorView:

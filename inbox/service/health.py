@@ -3,9 +3,10 @@ same for a person through `inbox status`.
 
 Everything is read when asked: the daemon's own counters (per connector: stored, duplicates,
 errors, failures, last success; per rule and per agent: decisions and assignments), the rules'
-reloads, and two small queries on the store (is it reachable; the outbox by status and the age
-of the oldest ping still waiting). Nothing here writes, so a scrape can never slow ingest by
-more than those two queries.
+reloads, the SLA breaches and escalations its timers fired, and small queries on the store (is
+it reachable; the outbox by status and the age of the oldest ping still waiting; how many open
+conversations are past or near an SLA target). Nothing here writes, so a scrape can never slow
+ingest by more than those queries.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from inbox.routing.sla import sla_due_before
 from inbox.service.view import ConnectorView, DaemonView, SpoolView, ViewSource
 from inbox.store.models import OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
@@ -37,6 +39,19 @@ class StoreView:
     error: str = ""
     outbox: dict[str, int] = field(default_factory=dict)
     oldest_pending_seconds: float = 0.0
+    #: Open conversations with an SLA target unmet: passed, and due within the hour.
+    sla_breached: int = 0
+    sla_due_soon: int = 0
+
+
+def sla_counts(session: Session, now: datetime) -> tuple[int, int]:
+    """Open conversations whose SLA has passed unmet, and those due within the hour."""
+    soon = now + timedelta(hours=1)
+    breached = session.scalar(select(func.count()).where(sla_due_before(now))) or 0
+    due_soon = session.scalar(
+        select(func.count()).where(sla_due_before(soon), ~sla_due_before(now))
+    )
+    return int(breached), int(due_soon or 0)
 
 
 def store_view(readers: sessionmaker[Session]) -> StoreView:
@@ -53,6 +68,7 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
                     OutboxItem.status.in_(("pending", "sending"))
                 )
             )
+            breached, due_soon = sla_counts(session, datetime.now(UTC))
     except Exception as error:  # the store is away: say so, never raise from a health check
         return StoreView(False, f"{type(error).__name__}: {error}"[:300])
     age = 0.0
@@ -62,7 +78,13 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
     outbox = {
         status: int(counts.get(status, 0)) for status in ("pending", "sending", "sent", "dead")
     }
-    return StoreView(True, outbox=outbox, oldest_pending_seconds=age)
+    return StoreView(
+        True,
+        outbox=outbox,
+        oldest_pending_seconds=age,
+        sla_breached=breached,
+        sla_due_soon=due_soon,
+    )
 
 
 def report(daemon: DaemonView) -> dict[str, Any]:
@@ -209,6 +231,30 @@ class DaemonCollector(Collector):
             "inbox_outbox_oldest_pending_seconds",
             "Age of the oldest ping not yet sent",
             value=store.oldest_pending_seconds,
+        )
+        breaches = CounterMetricFamily(
+            "inbox_sla_breaches",
+            "SLA targets this daemon saw pass unmet, by target and team",
+            labels=["target", "team"],
+        )
+        for (target, team), count in sorted(daemon.sla_breaches.items()):
+            breaches.add_metric([target, team], count)
+        yield breaches
+        escalations = CounterMetricFamily(
+            "inbox_sla_escalations", "SLA escalation steps this daemon fired", labels=["target"]
+        )
+        for target, count in sorted(daemon.sla_escalations.items()):
+            escalations.add_metric([target], count)
+        yield escalations
+        yield GaugeMetricFamily(
+            "inbox_sla_breached_conversations",
+            "Open conversations with an SLA target passed unmet",
+            value=store.sla_breached,
+        )
+        yield GaugeMetricFamily(
+            "inbox_sla_due_soon_conversations",
+            "Open conversations with an SLA target due within the hour",
+            value=store.sla_due_soon,
         )
         reloads = CounterMetricFamily(
             "inbox_rules_reloads", "Rules file reloads", labels=["result"]

@@ -8,15 +8,18 @@ ran fires at the first sweep after.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from inbox.routing.sla import fire_due
 from inbox.routing.snooze import wake_snoozed
 from inbox.store.db import transaction
 from inbox.store.models import utcnow
+from rules.model import RuleSet
 
 log = structlog.get_logger(__name__)
 
@@ -29,15 +32,21 @@ class Timers:
         writers: sessionmaker[Session],
         *,
         slack_of: Callable[[str], str] = lambda agent: "",
+        ruleset: Callable[[], RuleSet | None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         interval: float = SWEEP_SECONDS,
     ) -> None:
         self.writers = writers
         self.slack_of = slack_of
+        #: The rules in force: their SLA policies say what an escalation does.
+        self.ruleset = ruleset
         self.clock = clock
         self.interval = interval
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        #: What this process's sweeps fired, by (target, team) and (target, kind) (/metrics).
+        self.breaches: Counter[tuple[str, str]] = Counter()
+        self.escalations: Counter[str] = Counter()
         #: Called with the conversations a sweep changed (wakes the notifier).
         self.fired: Callable[[list[int]], None] = lambda conversations: None
 
@@ -60,9 +69,25 @@ class Timers:
 
     def run_once(self) -> int:
         """One sweep; how many conversations it changed."""
+        ruleset = self.ruleset()
         with transaction(self.writers) as session:
-            woken = wake_snoozed(session, self.clock(), slack_of=self.slack_of)
+            now = self.clock()
+            woken = wake_snoozed(session, now, slack_of=self.slack_of, ruleset=ruleset)
+            fired = fire_due(session, now, ruleset)
         if woken:
             log.info("snoozes_ended", conversations=woken[:50], count=len(woken))
-            self.fired(woken)
-        return len(woken)
+        for item in fired:
+            if item.kind == "breach":
+                self.breaches[(item.target, item.team)] += 1
+            else:
+                self.escalations[item.target] += 1
+            log.info(
+                "sla_timer_fired",
+                conversation_id=item.conversation_id,
+                target=item.target,
+                what=item.what,
+            )
+        changed = sorted({*woken, *(item.conversation_id for item in fired)})
+        if changed:
+            self.fired(changed)
+        return len(changed)

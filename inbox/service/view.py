@@ -6,7 +6,7 @@ locks, so the health pages neither reach into the daemon's private state nor imp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,6 +67,9 @@ class DaemonView:
     #: Read-only sessions on the store, to say whether it answers and what the outbox holds.
     readers: sessionmaker[Session]
     rules: RulesView | None = None
+    #: SLA breaches this process recorded, by (target, team), and escalations by target.
+    sla_breaches: dict[tuple[str, str], int] = field(default_factory=dict)
+    sla_escalations: dict[str, int] = field(default_factory=dict)
 
 
 #: What the web server's pages call at each request for a fresh view.

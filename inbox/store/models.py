@@ -144,6 +144,13 @@ class Conversation(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(index=True)
     #: What rules found in the messages (`extract`: an order number), for canned answers.
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The SLA policy in force ("" for none) and its due times (inbox/routing/sla.py):
+    #: the reply to the customer's oldest unanswered message after the first response, and
+    #: closing, whose clock stops while pending (since `sla_paused_at`).
+    sla_policy: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    next_response_due: Mapped[datetime | None] = mapped_column()
+    resolution_due: Mapped[datetime | None] = mapped_column()
+    sla_paused_at: Mapped[datetime | None] = mapped_column()
 
     contact: Mapped[Contact | None] = relationship()
     messages: Mapped[list[Message]] = relationship(
@@ -368,6 +375,25 @@ class PingThread(Base):
     #: The agent the ping went to.
     agent: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaTimer(Base):
+    """When an SLA target comes near or passes: claimed by one daemon's sweep (SKIP LOCKED),
+    acted on and deleted in one transaction, so each fires once. `due` is the target's due
+    time it was made for: a timer whose target moved or was met is deleted unfired."""
+
+    __tablename__ = "sla_timers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    #: first_response | next_response | resolution
+    target: Mapped[str] = mapped_column(String(20))
+    #: The policy's escalation step (its index), or -1 for the breach itself.
+    step: Mapped[int] = mapped_column(Integer)
+    due: Mapped[datetime] = mapped_column()
+    fire_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class OutboxItem(Base):

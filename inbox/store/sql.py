@@ -6,7 +6,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def insert_ignore_many(
@@ -39,3 +42,21 @@ IN_CHUNK = 500
 def chunked(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+class least(FunctionElement[Any]):
+    """The smallest of its arguments: PostgreSQL's LEAST, SQLite's scalar MIN (SQLite has no
+    LEAST; PostgreSQL's MIN is an aggregate only)."""
+
+    inherit_cache = True
+    name = "least"
+
+
+@compiles(least)
+def _least(element: least, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"LEAST({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"MIN({compiler.process(element.clauses, **kw)})"
