@@ -32,7 +32,7 @@ from rules.decisions import Decisions
 from rules.facts import Facts
 from rules.fields import Kind
 from rules.matchers import Contains, Equals, Keywords, Regex, re2_text, unicode_classes
-from rules.model import Rule, RuleSet, SlaPolicy
+from rules.model import Rule, RuleSet
 from rules.predicates import FoldedValues, compile_predicates
 from rules.text import fold
 from rules.wordscan import WordScanner
@@ -231,14 +231,6 @@ class CompiledRules:
         for find in self._finders:
             find(facts, found)
         return found
-
-    def sla_for(self, facts: Facts) -> SlaPolicy | None:
-        """The first SLA policy whose condition the conversation meets, as the rules left it
-        (their priority, team and tags count)."""
-        for policy in self.ruleset.sla:
-            if policy.when.matches(facts, {}):
-                return policy
-        return None
 
     def evaluate(self, facts: Facts, *, trace: bool = False) -> Evaluation:
         """The rules for one message. `trace`: record every rule, matched or not (for admins);

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from rules.calendars import Calendar
 from rules.conditions import Condition
 from rules.errors import Mark
+from rules.facts import Facts
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "pending", "closed")
@@ -173,6 +174,14 @@ class RuleSet:
     watch_globs: tuple[str, ...] = field(default=())
     #: SLA policies in file order.
     sla: tuple[SlaPolicy, ...] = ()
+
+    def sla_for(self, facts: Facts) -> SlaPolicy | None:
+        """The first SLA policy whose condition the conversation meets, as the rules left it
+        (their priority, team and tags count)."""
+        for policy in self.sla:
+            if policy.when.matches(facts, {}):
+                return policy
+        return None
 
     def extracted_names(self) -> frozenset[str]:
         """What the rules' `extract` actions may fill: placeholders canned answers may use."""

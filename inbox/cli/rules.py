@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from inbox.cli.context import AppContext, pass_app
+from inbox.routing.stored_facts import Contexts, facts_of_message
 from inbox.store.models import Conversation, Message, utcnow
 
 if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every `inbox`
@@ -141,7 +142,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
     changes: Counter[str] = Counter()
     shown: list[str] = []
     total = 0
-    contexts: _Contexts = {}
+    contexts: Contexts = {}
     with _store(app) as session:
         ids = session.scalars(
             select(Message.id).where(Message.received_at >= now - window).order_by(Message.id)
@@ -155,7 +156,7 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
             task = progress.add_task("replaying", total=len(ids))
             for message_ids in _chunks(list(ids), 200):
                 for message in _messages(session, message_ids):
-                    facts = _facts_of_message(session, message, now, contexts)
+                    facts = facts_of_message(session, message, now, contexts)
                     after = _outcome(candidate.evaluate(facts))
                     before = _outcome(current.evaluate(facts)) if current else _NO_OUTCOME
                     total += 1
@@ -231,42 +232,7 @@ def _stored_facts(
     )
     if message is None:
         raise click.ClickException(f"conversation {conversation_id} has no messages")
-    return conversation, _facts_of_message(session, message, now)
-
-
-#: A conversation's context and first message id, read once for all its messages (replay).
-_Contexts = dict[int, tuple[dict[str, Any], int | None]]
-
-
-def _facts_of_message(
-    session: Session, message: Message, now: datetime, contexts: _Contexts | None = None
-) -> Facts:
-    from inbox.routing.stored_facts import facts_from_columns, stored_context
-
-    conversation = message.conversation
-    contexts = {} if contexts is None else contexts
-    if conversation.id not in contexts:
-        first_id = session.scalar(
-            select(Message.id)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(Message.id)
-            .limit(1)
-        )
-        contexts[conversation.id] = (stored_context(session, conversation), first_id)
-    context, first = contexts[conversation.id]
-    columns = {column: getattr(message, column) for column in _COLUMNS}
-    attachments = [
-        {"content_type": a.content_type, "filename": a.filename} for a in message.attachments
-    ]
-    return facts_from_columns(
-        columns, attachments, conversation, now=now, new_conversation=first == message.id, **context
-    )
-
-
-_COLUMNS = (
-    "channel", "connector", "from_address", "from_name", "to_addresses", "cc_addresses",
-    "subject", "new_text", "text", "headers", "language", "auto_submitted", "bulk", "list_mail",
-)  # fmt: skip
+    return conversation, facts_of_message(session, message, now)
 
 
 def _messages(session: Session, ids: list[int]) -> list[Message]:

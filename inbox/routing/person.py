@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from inbox.routing.sla import recheck
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter
 from inbox.store.models import Conversation, utcnow
@@ -66,6 +67,8 @@ def assign_by_person(
         note=note,
     )
     writer.flush()
+    if ruleset.sla:
+        recheck(session, ruleset, conversation, now)  # another team may have other targets
     return Assigned(previous, team, warning)
 
 

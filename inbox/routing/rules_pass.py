@@ -344,7 +344,7 @@ class RulesPass:
             status=conversation.status,
             tags=frozenset(tags),
         )
-        policy = self.compiled.sla_for(after)
+        policy = self.ruleset.sla_for(after)
         received = arrival.columns.get("received_at") or self.now
         started = received if arrival.new_conversation else conversation.created_at or received
         if policy is not None and policy.name != conversation.sla_policy:

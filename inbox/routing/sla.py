@@ -28,9 +28,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from inbox.routing.stored_facts import facts_of_message
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter, notify_ping
-from inbox.store.models import Conversation, ConversationTag, SlaTimer, Tag
+from inbox.store.models import Conversation, ConversationTag, Message, SlaTimer, Tag
 from inbox.store.sql import insert_ignore_many, least
 from rules.model import Actions, RuleSet, SlaPolicy
 
@@ -69,9 +70,11 @@ def after_customer_message(
     now: datetime,
     *,
     started: datetime,
+    unanswered: bool = True,
 ) -> None:
     """Due times once the rules have seen a customer's message; `started` is when the
-    conversation's first message came (the first response and resolution count from it)."""
+    conversation's first message came (the first response and resolution count from it).
+    `unanswered`: no agent has replied since `message_time` (always, for a message just in)."""
     targets = policy.targets if policy is not None else {}
     if policy is None:
         if conversation.sla_policy:
@@ -91,11 +94,87 @@ def after_customer_message(
         conversation.next_response_due = None
         conversation.sla_paused_at = None
     next_target = targets.get("next_response")
-    if next_target and conversation.first_response_at and conversation.next_response_due is None:
+    if (
+        next_target
+        and unanswered
+        and conversation.first_response_at
+        and conversation.next_response_due is None
+    ):
         conversation.next_response_due = due_after(policy, message_time, next_target)
     if conversation.status != "pending":
         resume(conversation, policy, now)
     schedule(session, conversation, policy)
+
+
+def recheck(
+    session: Session,
+    ruleset: RuleSet,
+    conversation: Conversation,
+    now: datetime,
+    *,
+    rules_changed: bool = False,
+) -> None:
+    """The policy chosen again after a change no message brought (a person's assignment to
+    another team, a rules reload): its latest customer message's facts as the conversation is
+    now. Another policy, or new rules (whose targets may differ), count the targets from the
+    conversation's start (time paused before is not given back then); the same policy under
+    the same rules keeps its due times."""
+    if not ruleset.sla and not conversation.sla_policy:
+        return
+    message = session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == "in",
+            Message.auto_submitted.is_(False),
+            Message.bulk.is_(False),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    if message is None:
+        return
+    policy = ruleset.sla_for(facts_of_message(session, message, now))
+    if policy is not None and policy.name == conversation.sla_policy and not rules_changed:
+        schedule(session, conversation, policy)
+        return
+    if policy is not None:
+        conversation.sla_policy = ""  # counted again from the start
+    first = session.scalar(
+        select(Message.received_at)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.id)
+        .limit(1)
+    )
+    last_in, last_out = conversation.last_customer_message_at, conversation.last_agent_reply_at
+    after_customer_message(
+        session,
+        conversation,
+        policy,
+        message.received_at or now,
+        now,
+        started=first or conversation.created_at or now,
+        unanswered=last_in is not None and (last_out is None or last_in > last_out),
+    )
+
+
+def recheck_open(
+    session: Session, ruleset: RuleSet, now: datetime, *, after_id: int, limit: int = 200
+) -> int | None:
+    """`recheck` for the next `limit` conversations not closed, by id from `after_id`; the last
+    id done, or None when none was left (a rules reload goes through all of them)."""
+    conversations = list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.id > after_id, Conversation.status != "closed")
+            .order_by(Conversation.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for conversation in conversations:
+        recheck(session, ruleset, conversation, now, rules_changed=True)
+    return conversations[-1].id if conversations else None
 
 
 def responded(conversation: Conversation, now: datetime) -> None:

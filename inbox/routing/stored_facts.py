@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inbox.normalize.addresses import normalize_address
-from inbox.store.models import ContactTag, Conversation, ConversationTag, Tag
+from inbox.store.models import ContactTag, Conversation, ConversationTag, Message, Tag
 from inbox.store.sql import chunked
 from rules.facts import Facts
 
@@ -107,3 +107,38 @@ def tags_by_owner(session: Session, owner: Any, ids: Sequence[int]) -> dict[int,
         for owner_id, name in rows:
             found.setdefault(owner_id, set()).add(name)
     return found
+
+
+#: A conversation's context and first message id, read once for all its messages (replay).
+Contexts = dict[int, tuple[dict[str, Any], int | None]]
+
+#: The message columns facts are made of.
+_COLUMNS = (
+    "channel", "connector", "from_address", "from_name", "to_addresses", "cc_addresses",
+    "subject", "new_text", "text", "headers", "language", "auto_submitted", "bulk", "list_mail",
+)  # fmt: skip
+
+
+def facts_of_message(
+    session: Session, message: Message, now: datetime, contexts: Contexts | None = None
+) -> Facts:
+    """A stored message's facts, its conversation and contact as they are now (`inbox rules
+    test --conversation`, `replay`, and the SLA policy recomputed after a change)."""
+    conversation = message.conversation
+    contexts = {} if contexts is None else contexts
+    if conversation.id not in contexts:
+        first_id = session.scalar(
+            select(Message.id)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.id)
+            .limit(1)
+        )
+        contexts[conversation.id] = (stored_context(session, conversation), first_id)
+    context, first = contexts[conversation.id]
+    columns = {column: getattr(message, column) for column in _COLUMNS}
+    attachments = [
+        {"content_type": a.content_type, "filename": a.filename} for a in message.attachments
+    ]
+    return facts_from_columns(
+        columns, attachments, conversation, now=now, new_conversation=first == message.id, **context
+    )

@@ -1,8 +1,12 @@
 """The daemon's timers: what falls due in the store by the clock rather than by a message
-(snoozes ending today; SLA deadlines to come). One thread sweeps them every `interval`
-seconds; each sweep is one transaction, and what it claims is locked with `SKIP LOCKED`, so
-several daemons on one PostgreSQL store fire each timer once. A timer missed while no daemon
-ran fires at the first sweep after.
+(snoozes that end; SLA targets that come near or pass). One thread sweeps them every
+`interval` seconds; each sweep is one transaction, and what it claims is locked with
+`SKIP LOCKED`, so several daemons on one PostgreSQL store fire each timer once. A timer missed
+while no daemon ran fires at the first sweep after.
+
+When the rules in force change (a reload), every conversation not closed has its SLA policy
+chosen again (inbox/routing/sla.py recheck), a batch per sweep with no wait between batches,
+so that a new target or escalation step applies to what is open, not only to what comes next.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.routing.sla import fire_due
+from inbox.routing.sla import fire_due, recheck_open
 from inbox.routing.snooze import wake_snoozed
 from inbox.store.db import transaction
 from inbox.store.models import utcnow
@@ -49,6 +53,10 @@ class Timers:
         self.escalations: Counter[str] = Counter()
         #: Called with the conversations a sweep changed (wakes the notifier).
         self.fired: Callable[[list[int]], None] = lambda conversations: None
+        #: The rules version the SLA due times were last made with, and how far a recheck of
+        #: the open conversations has come (None: none under way).
+        self._version: str | None = None
+        self._recheck_after: int | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="timers", daemon=True)
@@ -65,11 +73,32 @@ class Timers:
                 self.run_once()
             except Exception:  # the store is away, or a bug: never die, sweep again shortly
                 log.exception("timers_sweep_failed")
-            self.stopping.wait(self.interval)
+            if self._recheck_after is None:
+                self.stopping.wait(self.interval)
+
+    def _recheck(self, ruleset: RuleSet | None) -> None:
+        """A batch of the recheck a rules change asks for (the first rules seen start none:
+        the conversations were made with them, or with what the last daemon had)."""
+        if ruleset is None:
+            return
+        if self._version is None:
+            self._version = ruleset.version
+        elif ruleset.version != self._version:
+            self._version = ruleset.version
+            self._recheck_after = 0
+            log.info("sla_recheck_started", rules_version=ruleset.version)
+        if self._recheck_after is None:
+            return
+        with transaction(self.writers) as session:
+            done = recheck_open(session, ruleset, self.clock(), after_id=self._recheck_after)
+        if done is None:
+            log.info("sla_recheck_done", rules_version=ruleset.version)
+        self._recheck_after = done
 
     def run_once(self) -> int:
         """One sweep; how many conversations it changed."""
         ruleset = self.ruleset()
+        self._recheck(ruleset)
         with transaction(self.writers) as session:
             now = self.clock()
             woken = wake_snoozed(session, now, slack_of=self.slack_of, ruleset=ruleset)

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from inbox.cli import main
+from inbox.routing.person import assign_by_person
 from inbox.routing.reply import write_reply
 from inbox.routing.sla import fire_due
 from inbox.service.health import sla_counts
@@ -202,3 +203,46 @@ def test_two_daemons_sweeping_at_once_fire_each_timer_once(
     with store.readers() as session:
         left = list(session.scalars(select(SlaTimer.target)))
     assert left == ["resolution"]  # 8 h, not due yet
+
+
+@BACKENDS
+def test_a_rules_reload_and_a_persons_assignment_choose_the_policy_again(
+    store: Store, rules: RulesInForce
+) -> None:
+    clock = Clock()
+    clock.now = FRIDAY_3PM
+    conversation = arrive(store, rules, clock, message_id="q1@example.fi")
+    assert conversation.sla_policy == "standard"
+    timers = Timers(store.writers, clock=clock, ruleset=lambda: rules.current.ruleset)
+    timers.run_once()  # the rules it started with
+
+    # The admin tightens the standard first response to 1 h and reloads.
+    rules.path.write_text(
+        rules.path.read_text(encoding="utf-8").replace("first_response: 4h", "first_response: 1h"),
+        encoding="utf-8",
+    )
+    assert rules.reload("test")
+    timers.run_once()
+    timers.run_once()  # the recheck is done: nothing more to do
+    with store.readers() as session:
+        again = session.get(Conversation, conversation.id)
+        assert again is not None
+        due = again.first_response_due
+        targets = sorted(session.scalars(select(SlaTimer.target)))
+    assert due == FRIDAY_3PM + timedelta(hours=1)  # within Friday's office hours
+    assert targets == ["first_response", "resolution"]
+
+    # An urgent one handed to another team by a person: still urgent, same policy, same due.
+    urgent = arrive(store, rules, clock, message_id="v9@example.fi", subject="VIP: apua")
+    with transaction(store.writers) as session:
+        ruleset = rules.current.ruleset
+        assign_by_person(
+            session,
+            ruleset,
+            urgent.id,
+            ruleset.agents["esko"],
+            team_name=None,
+            person="lead",
+            note="",
+        )
+    assert conversation_of(store, "v9@example.fi").first_response_due == urgent.first_response_due
