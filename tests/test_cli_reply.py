@@ -221,3 +221,21 @@ def test_a_snoozed_conversation_is_pending_until_the_daemon_opens_it_at_its_time
     shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
     assert (shown["status"], shown["snoozed_until"]) == ("open", None)
     assert [e["kind"] for e in shown["events"]][-2:] == ["snoozed", "snooze_ended"]
+
+
+def test_a_response_made_by_phone_is_recorded_as_the_first_response(
+    tmp_path: Path, server: SmtpServer
+) -> None:
+    config, maildir = setup_desk(tmp_path, f"sqlite:///{tmp_path / 'inbox.db'}", server)
+    deliver(maildir, "1.M1P1.test", mail(message_id="q1@example.fi"))
+    inbox(config, "run", "--once")
+    said = inbox(config, "conversations", "respond", "1", "--note", "soitin", "--by", "esko")
+    assert said.output == "conversation 1: response by esko recorded; it is pending\n"
+    shown = json.loads(inbox(config, "conversations", "show", "1", "--json").output)
+    assert shown["status"] == "pending" and shown["first_response_at"]
+    assert shown["events"][-1]["kind"] == "responded"
+    assert shown["events"][-1]["detail"] == {"note": "soitin"}
+    assert server.received == []  # nothing was sent
+    inbox(config, "conversations", "close", "1")
+    closed = CliRunner().invoke(main, ["--config", str(config), "conversations", "respond", "1"])
+    assert closed.exit_code == 1 and "is closed" in closed.output

@@ -505,3 +505,19 @@ def test_start_wake_stop_sends_in_the_background(
     assert outbox(store)[0].status == "sent"
     assert len(posted_keys(slack)) == 1
     assert notifier._thread is not None and not notifier._thread.is_alive()
+
+
+def test_the_ping_says_when_the_sla_wants_an_answer(
+    store: Store, slack: FakeSlack, tmp_path: Path
+) -> None:
+    path = tmp_path / "sla.yaml"
+    path.write_text(
+        textwrap.dedent(DESK)
+        + "sla:\n  - {name: standard, calendar: office, first_response: 2h}\n",
+        encoding="utf-8",
+    )
+    send_mail(store, RulesInForce(path), "s1")
+    clock = Clock(WORKDAY_NOON + timedelta(minutes=30))
+    assert notifier_for(store, slack, clock).run_once() == 1
+    [ping] = slack.messages(slack.dm_channel("U1") or "")
+    assert "*SLA*\nfirst response due in 1 h 30 min" in texts_of(ping)

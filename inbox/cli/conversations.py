@@ -15,8 +15,13 @@ from sqlalchemy.orm import Session, selectinload
 from inbox.cli.assign import assign_conversation, unassign_conversation
 from inbox.cli.common import console, iso, reading_session, when
 from inbox.cli.context import AppContext, pass_app
-from inbox.cli.reply import close_conversation, reply_conversation, snooze_conversation
-from inbox.routing.sla import breached_targets, earliest_due, sla_due_before, unmet_dues
+from inbox.cli.reply import (
+    close_conversation,
+    reply_conversation,
+    respond_conversation,
+    snooze_conversation,
+)
+from inbox.routing.sla import breached_targets, earliest_due, sla_due_before
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
 
 SNIPPET_CHARS = 60
@@ -362,13 +367,14 @@ conversations.add_command(unassign_conversation)
 conversations.add_command(reply_conversation)
 conversations.add_command(close_conversation)
 conversations.add_command(snooze_conversation)
+conversations.add_command(respond_conversation)
 
 
 def sla_line(c: Conversation, now: datetime, *, full: bool = False) -> str:
     """Where a conversation stands against its SLA: "first_response breached 12 min ago",
     "resolution due in 3 h" (the soonest target unmet; all of them with `full`)."""
     parts = []
-    for target, due in sorted(unmet_dues(c).items(), key=lambda item: item[1]):
+    for target, due in sorted(c.unmet_sla().items(), key=lambda item: item[1]):
         minutes = int((due - now).total_seconds() // 60)
         if minutes < 0:
             parts.append(f"{target} breached {_span(-minutes)} ago")

@@ -12,7 +12,7 @@ import click
 from inbox.cli.common import store_writers
 from inbox.cli.context import AppContext, pass_app, person_name
 from inbox.routing.person import NoSuchConversation, close_by_person
-from inbox.routing.reply import CannotReply, write_reply
+from inbox.routing.reply import CannotReply, respond_elsewhere, write_reply
 from inbox.routing.snooze import CannotSnooze, snooze_by_person, snooze_until
 from inbox.store.db import transaction
 
@@ -89,6 +89,27 @@ def close_conversation(app: AppContext, conversation_id: int, person: str | None
         click.echo(f"conversation {conversation_id} closed")
     else:
         click.echo(f"conversation {conversation_id} is closed already: nothing changed")
+
+
+@click.command("respond")
+@click.argument("conversation_id", type=int)
+@click.option("--note", default="", help='How it was answered ("called her back").')
+@click.option("--by", "person", help="Who answered, for the history (default: your login name).")
+@pass_app
+def respond_conversation(
+    app: AppContext, conversation_id: int, note: str, person: str | None
+) -> None:
+    """Record a response made outside Inbox (by phone): it meets the SLA's first and next
+    response as a reply would, and the conversation waits on the customer."""
+    by = person_name(person)
+    try:
+        with transaction(store_writers(app)) as session:
+            done = respond_elsewhere(session, conversation_id, person=by, note=note)
+    except NoSuchConversation as error:
+        raise click.ClickException(str(error)) from None
+    if not done:
+        raise click.ClickException(f"conversation {conversation_id} is closed")
+    click.echo(f"conversation {conversation_id}: response by {by} recorded; it is pending")
 
 
 @click.command("snooze")

@@ -566,6 +566,8 @@ def _view_of(
         customer = f"{name} <{address}>" if name and address else name or address
     if not customer and contact is not None:
         customer = contact.name
+    unmet = conversation.unmet_sla()
+    soonest = min(unmet.items(), key=lambda item: item[1]) if unmet else None
     waiting = conversation.last_customer_message_at
     if waiting is not None and waiting.tzinfo is None:
         waiting = waiting.replace(tzinfo=UTC)
@@ -580,6 +582,8 @@ def _view_of(
         snippet=(last.new_text or last.text) if last is not None else "",
         waiting_since=waiting,
         link=desk_url.format(id=conversation.id) if desk_url else "",
+        sla_target=soonest[0] if soonest else "",
+        sla_due=soonest[1] if soonest else None,
     )
 
 

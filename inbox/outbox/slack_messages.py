@@ -37,6 +37,9 @@ class ConversationView:
     #: When the customer's oldest unanswered message came; None when not known.
     waiting_since: datetime | None
     link: str = ""
+    #: The soonest SLA target still to be met, and when it is due (none: no SLA).
+    sla_target: str = ""
+    sla_due: datetime | None = None
 
 
 #: The buttons' action ids (inbox/service/agent_replies.py acts on them).
@@ -77,6 +80,15 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{hours // 24} days"
 
 
+def _sla(target: str, due: datetime, now: datetime) -> str:
+    what = target.replace("_", " ")
+    span = waited(min(due, now), max(due, now))
+    span = "under a minute" if span == "just now" else span
+    if due <= now:
+        return f":rotating_light: {what} overdue by {span}"
+    return f"{what} due in {span}"
+
+
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -96,6 +108,8 @@ def _facts(view: ConversationView, now: datetime, rule: str, by: str = "") -> li
         ("Waiting", waited(view.waiting_since, now)),
         ("Routed by", f"rule `{escape(rule)}`" if rule else escape(by) or "a person"),
     ]
+    if view.sla_due is not None:
+        facts.append(("SLA", _sla(view.sla_target, view.sla_due, now)))
     return [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in facts]
 
 

@@ -205,3 +205,30 @@ def _last_from_customer(session: Session, conversation_id: int) -> Message | Non
         .order_by(Message.received_at.desc(), Message.id.desc())
         .limit(1)
     ).first()
+
+
+def respond_elsewhere(
+    session: Session,
+    conversation_id: int,
+    *,
+    person: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """A response made outside Inbox (a phone call, a letter): it meets the first and next
+    response targets as a reply does, and the conversation waits on the customer. False when
+    the conversation is closed (nothing is written)."""
+    now = now or utcnow()
+    conversation = locked_conversation(session, conversation_id)
+    if conversation.status == "closed":
+        return False
+    writer = RoutingWriter(session, now)
+    writer.event(conversation.id, "responded", f"person:{person}", {"note": note})
+    writer.flush()
+    conversation.status = "pending"
+    conversation.last_agent_reply_at = now
+    if conversation.first_response_at is None:
+        conversation.first_response_at = now
+    responded(conversation, now)
+    conversation.updated_at = now
+    return True

@@ -249,12 +249,7 @@ def _drop_timers(session: Session, conversation_id: int) -> None:
 
 def breached_targets(conversation: Conversation, now: datetime) -> list[str]:
     """The targets that have passed unmet, for `conversations list --breached` and show."""
-    return [target for target, due in unmet_dues(conversation).items() if due <= now]
-
-
-def unmet_dues(conversation: Conversation) -> dict[str, datetime]:
-    """Each target still to be met, with its due time."""
-    return {target: due for target, due in _open_dues(conversation).items() if due is not None}
+    return [target for target, due in conversation.unmet_sla().items() if due <= now]
 
 
 def earliest_due() -> ColumnElement[Any]:
@@ -290,18 +285,6 @@ def sla_due_before(moment: datetime) -> ColumnElement[bool]:
             ),
         ),
     )
-
-
-def _open_dues(conversation: Conversation) -> dict[str, datetime | None]:
-    """The due times still to be met (resolution only while its clock runs)."""
-    running = conversation.status != "closed" and conversation.sla_paused_at is None
-    return {
-        "first_response": None
-        if conversation.first_response_at
-        else conversation.first_response_due,
-        "next_response": conversation.next_response_due,
-        "resolution": conversation.resolution_due if running else None,
-    }
 
 
 # -- firing ----------------------------------------------------------------------------------
@@ -344,7 +327,7 @@ def fire_due(
         conversation = session.get(Conversation, timer.conversation_id)
         if conversation is None:
             continue
-        due = _open_dues(conversation).get(timer.target)
+        due = conversation.unmet_sla().get(timer.target)
         if due is None or abs(due - timer.due) > SAME_DUE:
             continue  # met, paused or moved since the timer was made
         policy = policy_named(ruleset, conversation.sla_policy)

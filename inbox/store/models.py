@@ -152,6 +152,17 @@ class Conversation(Base):
     resolution_due: Mapped[datetime | None] = mapped_column()
     sla_paused_at: Mapped[datetime | None] = mapped_column()
 
+    def unmet_sla(self) -> dict[str, datetime]:
+        """Each SLA target still to be met, with its due time (resolution only while its
+        clock runs): what `conversations show`, pings and the timers go by."""
+        running = self.status != "closed" and self.sla_paused_at is None
+        dues = {
+            "first_response": None if self.first_response_at else self.first_response_due,
+            "next_response": self.next_response_due,
+            "resolution": self.resolution_due if running else None,
+        }
+        return {target: due for target, due in dues.items() if due is not None}
+
     contact: Mapped[Contact | None] = relationship()
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.id"
