@@ -23,13 +23,13 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from email import policy
 from pathlib import Path
 
 import _checkout  # noqa: F401  (first: see bench/_checkout.py)
-from sqlalchemy import create_engine, func, select, text
+from _stores import postgres_schema
+from sqlalchemy import func, select
 
 from connectors.maildir import MaildirConfig, MaildirConnector
 from inbox.config import Settings, default_workers
@@ -37,7 +37,6 @@ from inbox.demo.generate import write_maildir
 from inbox.log_setup import configure_logging
 from inbox.normalize.email import normalize_email
 from inbox.pipeline.ingest import routed_pipeline
-from inbox.store.db import normalize_url
 from inbox.store.models import Message
 from rules import example_rules_path
 from rules.holder import RulesInForce
@@ -115,21 +114,6 @@ def pipeline_into(
                 next_sample += every
         with wired.readers() as session:
             return session.scalar(select(func.count()).select_from(Message)) or 0
-
-
-def postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
-    schema = "bench_" + uuid.uuid4().hex[:12]
-    admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base_url else "?"
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{base_url}{separator}options=-csearch_path%3D{schema}", drop
 
 
 def main() -> None:

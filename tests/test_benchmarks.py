@@ -55,6 +55,17 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
         ["--rules", "20", "--warm", "20", "--counted", "5"],
         ["20 rules: ", "instructions a message"],
     ),
+    "sla.py": (
+        [
+            *("--conversations", "300", "--due", "20", "--window", "2"),
+            *("--burst", "50", "--interval", "0.5", "--postgres", POSTGRES_URL),
+        ],
+        [
+            "SQLite: idle sweep over 600 timers",
+            "20 of 20 fired, exactly once: yes",
+            "PostgreSQL: burst of 50 due at once",
+        ],
+    ),
     "sms.py": (
         ["--messages", "30", "--duplicates", "5", "--clients", "2"],
         ["stored 30 of 30: each once"],
@@ -62,7 +73,7 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 #: Modules of bench/ that are not benchmarks.
-HELPERS = {"_checkout.py", "_figures.py"}
+HELPERS = {"_checkout.py", "_figures.py", "_stores.py"}
 
 
 def run_benchmark(script: str, arguments: list[str], timeout: float = 240) -> str:

@@ -5,11 +5,12 @@ assignee, a ping through the outbox)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from inbox.routing.sla import recheck
+from inbox.routing.sla import pause, recheck
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter
 from inbox.store.models import Conversation, utcnow
@@ -97,19 +98,22 @@ def locked_conversation(session: Session, conversation_id: int) -> Conversation:
     return conversation
 
 
-def close_by_person(session: Session, conversation_id: int, *, person: str) -> bool:
+def close_by_person(
+    session: Session, conversation_id: int, *, person: str, now: datetime | None = None
+) -> bool:
     """Close it: answered, nothing more to do. The customer's next message opens it again
     (within the reopen window; after it, a new conversation links to this one). False when it
     was closed already (nothing is written)."""
     conversation = locked_conversation(session, conversation_id)
     if conversation.status == "closed":
         return False
-    now = utcnow()
+    now = now or utcnow()
     writer = RoutingWriter(session, now)
     writer.event(conversation.id, "closed", f"person:{person}", {"was": conversation.status})
     conversation.status = "closed"
     conversation.closed_at = now
     conversation.snoozed_until = None
+    pause(conversation, now)  # reopened, its resolution clock runs on from where it stopped
     conversation.updated_at = now
     writer.flush()
     return True

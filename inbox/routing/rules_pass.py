@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from inbox.routing.sla import after_customer_message
+from inbox.routing.sla import after_customer_message, pause
 from inbox.routing.stored_facts import facts_from_columns, tags_by_owner
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter, notify_ping
@@ -250,6 +250,8 @@ class RulesPass:
             conversation.status = setting.value
             if setting.value == "closed":
                 conversation.closed_at = self.now
+            if setting.value != "open":
+                pause(conversation, self.now)
             self._event(arrival, "status_set", setting.rule, detail)
         for what, value, rule, replaced_by in decisions.overridden:
             self._event(

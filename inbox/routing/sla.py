@@ -6,8 +6,9 @@ The targets, each counted in the policy's calendar (business time) or round the 
 - **first response**: the first agent reply, from the conversation's first message;
 - **next response**: once answered, the reply to the customer's oldest unanswered message;
 - **resolution**: closing it, from its first message, the clock stopped while it is pending
-  (waiting on the customer, or snoozed): `sla_paused_at` holds when it stopped, and the time
-  that was left is given back when it opens again.
+  (waiting on the customer, or snoozed) or closed: `sla_paused_at` holds when it stopped, and
+  the time that was left is given back when it opens again (a reopened conversation goes on
+  from where it was, not from zero).
 
 Due times are stored on the conversation when a customer message has passed the rules (and
 again when its policy changes); a reply clears the next response, a pause stops resolution.
@@ -101,7 +102,7 @@ def after_customer_message(
         and conversation.next_response_due is None
     ):
         conversation.next_response_due = due_after(policy, message_time, next_target)
-    if conversation.status != "pending":
+    if conversation.status == "open":
         resume(conversation, policy, now)
     schedule(session, conversation, policy)
 

@@ -154,12 +154,14 @@ class Conversation(Base):
 
     def unmet_sla(self) -> dict[str, datetime]:
         """Each SLA target still to be met, with its due time (resolution only while its
-        clock runs): what `conversations show`, pings and the timers go by."""
-        running = self.status != "closed" and self.sla_paused_at is None
+        clock runs; nothing once closed): what `conversations show`, pings and the timers go
+        by."""
+        if self.status == "closed":
+            return {}  # closed: nothing more is owed
         dues = {
             "first_response": None if self.first_response_at else self.first_response_due,
             "next_response": self.next_response_due,
-            "resolution": self.resolution_due if running else None,
+            "resolution": self.resolution_due if self.sla_paused_at is None else None,
         }
         return {target: due for target, due in dues.items() if due is not None}
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from inbox.cli import main
-from inbox.routing.person import assign_by_person
+from inbox.routing.person import assign_by_person, close_by_person
 from inbox.routing.reply import write_reply
 from inbox.routing.sla import fire_due
 from inbox.service.health import sla_counts
@@ -246,3 +246,26 @@ def test_a_rules_reload_and_a_persons_assignment_choose_the_policy_again(
             note="",
         )
     assert conversation_of(store, "v9@example.fi").first_response_due == urgent.first_response_due
+
+
+@BACKENDS
+def test_a_closed_conversation_owes_nothing_and_reopened_goes_on_from_where_it_was(
+    store: Store, rules: RulesInForce
+) -> None:
+    clock = Clock()
+    clock.now = datetime(2026, 12, 9, 8, 0, tzinfo=UTC)  # Wednesday 10:00 in Helsinki
+    conversation = arrive(store, rules, clock, message_id="q1@example.fi")
+    office = rules.current.ruleset.calendars["office"]
+    assert conversation.resolution_due is not None
+    left = office.between(datetime(2026, 12, 9, 9, 0, tzinfo=UTC), conversation.resolution_due)
+    clock.now = datetime(2026, 12, 9, 9, 0, tzinfo=UTC)
+    with transaction(store.writers) as session:
+        close_by_person(session, conversation.id, person="esko", now=clock.now)
+    with store.readers() as session:
+        closed = session.get(Conversation, conversation.id)
+        assert closed is not None and closed.unmet_sla() == {}
+        assert sla_counts(session, clock.now + timedelta(days=30)) == (0, 0)
+    clock.now = datetime(2026, 12, 10, 8, 0, tzinfo=UTC)  # Thursday 10:00: she writes again
+    reopened = arrive(store, rules, clock, message_id="q2@example.fi", in_reply_to="q1@example.fi")
+    assert reopened.status == "open"
+    assert reopened.resolution_due == office.add(clock.now, left)
