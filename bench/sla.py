@@ -2,7 +2,7 @@
 fires after its time.
 
     python bench/sla.py [--conversations 100000] [--due 1000] [--window 30] [--burst 20000]
-                        [--interval 5] [--postgres URL | --no-postgres]
+                        [--interval 1] [--postgres URL | --no-postgres]
 
 Into a fresh store (SQLite, then PostgreSQL), N open conversations under one SLA policy
 (first response 4 h, an escalation 30 min before it), each with its due time and its two
@@ -39,7 +39,7 @@ from _stores import postgres_schema
 from sqlalchemy import insert, select, update
 
 from inbox.log_setup import configure_logging
-from inbox.service.timers import Timers
+from inbox.service.timers import SWEEP_SECONDS, Timers
 from inbox.store.db import make_engine, make_sessionmaker, transaction, upgrade
 from inbox.store.models import Conversation, Event, SlaTimer
 from rules.holder import RulesInForce
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1000)
     parser.add_argument("--window", type=float, default=30)
     parser.add_argument("--burst", type=int, default=20_000)
-    parser.add_argument("--interval", type=float, default=5)
+    parser.add_argument("--interval", type=float, default=SWEEP_SECONDS)
     parser.add_argument(
         "--postgres", default=os.environ.get("INBOX_TEST_DATABASE_URL", DEFAULT_POSTGRES)
     )

@@ -304,14 +304,23 @@ class Fired:
         return "breach" if self.what == "breached" else "escalation"
 
 
+class FiredList(list[Fired]):
+    """What a sweep fired, and whether it claimed every timer that was due."""
+
+    def __init__(self, *, claimed_all: bool) -> None:
+        super().__init__()
+        self.claimed_all = claimed_all
+
+
 def fire_due(
     session: Session,
     now: datetime,
     ruleset: RuleSet | None,
     *,
     limit: int = FIRE_LIMIT,
-) -> list[Fired]:
-    """Act on the timers that are due, in the caller's transaction; what fired."""
+) -> FiredList:
+    """Act on up to `limit` timers that are due, in the caller's transaction; what fired
+    (`claimed_all` says whether `limit` held them all)."""
     timers = list(
         session.scalars(
             select(SlaTimer)
@@ -322,7 +331,7 @@ def fire_due(
         )
     )
     writer = RoutingWriter(session, now)
-    fired: list[Fired] = []
+    fired = FiredList(claimed_all=len(timers) < limit)
     for timer in timers:
         session.delete(timer)
         conversation = session.get(Conversation, timer.conversation_id)

@@ -27,7 +27,7 @@ from rules.model import RuleSet
 
 log = structlog.get_logger(__name__)
 
-SWEEP_SECONDS = 5.0
+SWEEP_SECONDS = 1.0
 
 
 class Timers:
@@ -103,6 +103,11 @@ class Timers:
             now = self.clock()
             woken = wake_snoozed(session, now, slack_of=self.slack_of, ruleset=ruleset)
             fired = fire_due(session, now, ruleset)
+        while not fired.claimed_all:  # a backlog (a burst, a daemon back): on at once, in batches
+            with transaction(self.writers) as session:
+                more = fire_due(session, now, ruleset)
+            fired.extend(more)
+            fired.claimed_all = more.claimed_all
         if woken:
             log.info("snoozes_ended", conversations=woken[:50], count=len(woken))
         for item in fired:

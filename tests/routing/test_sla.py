@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -269,3 +271,37 @@ def test_a_closed_conversation_owes_nothing_and_reopened_goes_on_from_where_it_w
     reopened = arrive(store, rules, clock, message_id="q2@example.fi", in_reply_to="q1@example.fi")
     assert reopened.status == "open"
     assert reopened.resolution_due == office.add(clock.now, left)
+
+
+@pytest.mark.parametrize("empty_store_url", ["postgresql"], indirect=True)
+def test_two_daemons_sweeping_side_by_side_fire_every_escalation_once(
+    store: Store, rules: RulesInForce
+) -> None:
+    clock = Clock()
+    clock.now = FRIDAY_3PM
+    pipeline = make_pipeline(store, clock=clock, rules=rules)
+    try:
+        for number in range(40):
+            subject = f"VIP: tilaus {number}"
+            message = raw(
+                mail(message_id=f"v{number}@example.fi", subject=subject), received_at=clock.now
+            )
+            ingest(pipeline, message)
+    finally:
+        pipeline.close()
+    clock.now = FRIDAY_3PM + timedelta(hours=1)
+    daemons = [
+        Timers(store.writers, clock=clock, ruleset=lambda: rules.current.ruleset) for _ in range(2)
+    ]
+    threads = [threading.Thread(target=daemon.run_once) for daemon in daemons]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    escalated = Counter(e.conversation_id for e in events(store, "sla_escalated"))
+    breached = Counter(e.conversation_id for e in events(store, "sla_breached"))
+    # Two escalation steps (10 min before, and at the breach) and one breach each, once.
+    assert len(escalated) == 40 and set(escalated.values()) == {2}
+    assert len(breached) == 40 and set(breached.values()) == {1}
+    fired = sum(sum(daemon.breaches.values()) for daemon in daemons)
+    assert fired == 40
