@@ -170,6 +170,8 @@ class Outgoing:
     #: Email: the customer's message it answers, with its attribution line ("On ..., X wrote:"),
     #: for a sender that quotes the history.
     quoted: str = ""
+    #: An auto-reply, not a person's (RFC 3834: `Auto-Submitted: auto-replied`).
+    automatic: bool = False
 
 
 @dataclass(frozen=True, slots=True)

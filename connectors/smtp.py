@@ -92,7 +92,12 @@ def compose(outgoing: Outgoing, config: SmtpConfig) -> EmailMessage:
         message["In-Reply-To"] = f"<{outgoing.in_reply_to}>"
     if outgoing.references:
         message["References"] = " ".join(f"<{ref}>" for ref in outgoing.references)
-    message["Auto-Submitted"] = "no"
+    if outgoing.automatic:
+        # RFC 3834, and what Exchange honours: no out-of-office answer to an auto-reply.
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+    else:
+        message["Auto-Submitted"] = "no"
     text = outgoing.text
     if config.quote and outgoing.quoted:
         text = f"{text.rstrip()}\n\n{outgoing.quoted}\n"

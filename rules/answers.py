@@ -25,7 +25,15 @@ import structlog
 log = structlog.get_logger(__name__)
 
 PLACEHOLDERS = frozenset(
-    {"customer_name", "customer_first_name", "agent_name", "conversation_id", "subject"}
+    {
+        "customer_name",
+        "customer_first_name",
+        "agent_name",
+        "conversation_id",
+        "subject",
+        # When the desk opens next ("Monday 08:00 (Europe/Helsinki)"): auto-replies fill it.
+        "next_open",
+    }
 )
 FALLBACK = "en"
 FILE_NAME = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)\.(?P<language>[a-z]{2})\.md$")

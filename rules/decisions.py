@@ -8,6 +8,7 @@ The semantics an admin can rely on (also in rules/README.md):
 - Priority, status and assignment hold one value: the last matching rule that sets one wins.
   The ones it overrode are kept and shown in the explanation.
 - Every `notify` is sent, once per target.
+- `auto_reply`: one a message at most, the last matching rule's.
 - `extract` remembers what its pattern found in this message; a later rule's find of the same
   name wins, and a pattern that finds nothing changes nothing.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rules.facts import Facts
-from rules.model import Assign, Notify, Rule
+from rules.model import Assign, AutoReply, Notify, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class Decisions:
     notify: dict[str, tuple[Notify, str]] = field(default_factory=dict)
     #: Name -> what the rule's pattern found (an order number).
     extracted: dict[str, Setting] = field(default_factory=dict)
+    #: The auto-reply to send, and the rule that asked (the last one that did).
+    auto_reply: tuple[AutoReply, str] | None = None
     #: Earlier settings a later rule replaced: (what, value, rule, replaced by rule).
     overridden: list[tuple[str, str, str, str]] = field(default_factory=list)
     stopped_by: str = ""
@@ -67,6 +70,8 @@ class Decisions:
             self.assign = (then.assign, rule.name)
         for notify in then.notify:
             self.notify.setdefault(notify.target(), (notify, rule.name))
+        if then.auto_reply is not None:
+            self.auto_reply = (then.auto_reply, rule.name)
         if rule.stop:
             self.stopped_by = rule.name
 
@@ -85,4 +90,5 @@ class Decisions:
             or self.assign
             or self.notify
             or self.extracted
+            or self.auto_reply
         )

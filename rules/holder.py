@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from rules.answers import AnswersInForce, answers_folder
 from rules.engine import CompiledRules
 from rules.errors import Mark, Problem, RulesInvalid
 from rules.loader import load_rules
@@ -34,6 +35,11 @@ class RulesInForce:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.current: CompiledRules = compile_file(path)
+        #: The canned answers beside the file (answers/), read again when one changes; the
+        #: placeholders they may use follow the rules in force (`extract`).
+        self.answers = AnswersInForce(
+            answers_folder(path), lambda: self.current.ruleset.extracted_names()
+        )
         self._stamps = self._read_stamps()
         self.reloads = 0
         self.failed_reloads = 0

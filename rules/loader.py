@@ -7,6 +7,7 @@ must exist, and a misspelt one is answered with the closest valid name.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import re
@@ -56,6 +57,7 @@ from rules.model import (
     Actions,
     Agent,
     Assign,
+    AutoReply,
     Escalation,
     Extract,
     Notify,
@@ -81,7 +83,10 @@ ACTION_KEYS = (
     "assign",
     "notify",
     "extract",
+    "auto_reply",
 )
+AUTO_REPLY_KEYS = ("answer", "calendar", "per_contact", "per_hour")
+ANSWER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: What `extract` may call what it finds: a canned answer's placeholder, not one of the
 #: placeholders every conversation has (rules/answers.py).
 EXTRACT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -855,7 +860,47 @@ class _Builder:
             extract=self.extracts(document, (*path, "extract"), data["extract"])
             if "extract" in data
             else (),
+            auto_reply=self.auto_reply(document, (*path, "auto_reply"), data["auto_reply"])
+            if "auto_reply" in data
+            else None,
         )
+
+    def auto_reply(self, document: Document, path: Path_, value: Any) -> AutoReply | None:
+        spec = {"answer": value} if isinstance(value, str) else value
+        data = self.mapping(
+            document,
+            path,
+            spec,
+            AUTO_REPLY_KEYS,
+            what="auto_reply: an answer",
+            required=("answer",),
+        )
+        if data is None or "answer" not in data:
+            return None
+        answer = str(data["answer"])
+        if not ANSWER_NAME.match(answer):
+            where = (*path, "answer") if isinstance(value, dict) else path
+            self.fail(document, where, f"'{answer}' is not an answer's name (answers/NAME.LANG.md)")
+            return None
+        calendar = None
+        if "calendar" in data:
+            found = self.name_of(
+                document, (*path, "calendar"), data["calendar"], list(self.calendars), "calendar"
+            )
+            calendar = self.calendars.get(found or "")
+        reply = AutoReply(answer, calendar)
+        try:
+            if "per_contact" in data:
+                reply = dataclasses.replace(reply, per_contact=parse_duration(data["per_contact"]))
+        except ValueError as error:
+            self.fail(document, (*path, "per_contact"), str(error))
+        if "per_hour" in data:
+            per_hour = data["per_hour"]
+            if not isinstance(per_hour, int) or isinstance(per_hour, bool) or per_hour < 1:
+                self.fail(document, (*path, "per_hour"), "expected a whole number, 1 or more")
+            else:
+                reply = dataclasses.replace(reply, per_hour=per_hour)
+        return reply
 
     def extracts(self, document: Document, path: Path_, value: Any) -> tuple[Extract, ...]:
         if not isinstance(value, dict) or not value:

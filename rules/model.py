@@ -102,6 +102,19 @@ class Extract:
 
 
 @dataclass(frozen=True)
+class AutoReply:
+    """`auto_reply: ANSWER`: a canned answer sent at once over the customer's channel ("we are
+    closed until Monday 08:00"), with the guards against loops (inbox/routing/auto_reply.py):
+    at most one per contact per `per_contact`, and `per_hour` in all."""
+
+    answer: str
+    #: Whose next opening `{next_open}` says (none: the conversation's SLA calendar, if any).
+    calendar: Calendar | None = None
+    per_contact: timedelta = timedelta(hours=4)
+    per_hour: int = 100
+
+
+@dataclass(frozen=True)
 class Actions:
     tag: tuple[str, ...] = ()
     untag: tuple[str, ...] = ()
@@ -111,6 +124,7 @@ class Actions:
     assign: Assign | None = None
     notify: tuple[Notify, ...] = ()
     extract: tuple[Extract, ...] = ()
+    auto_reply: AutoReply | None = None
 
     def empty(self) -> bool:
         return self == Actions()

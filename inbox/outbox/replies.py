@@ -191,6 +191,7 @@ class ReplySender:
                 html=message.html,
                 thread=str((message.headers or {}).get("thread", "")),
                 quoted=message.quoted_text,
+                automatic=message.auto_submitted,
             )
 
     # -- sending ------------------------------------------------------------------------------

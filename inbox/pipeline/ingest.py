@@ -329,6 +329,7 @@ class Pipeline:
                     now=self.clock(),
                     batch_started=began,
                     tally=tally,
+                    answers=self.rules.answers.current(),
                 )
                 writer.result.rule_decisions.update(tally.decisions)
                 writer.result.assignments.update(tally.assignments)

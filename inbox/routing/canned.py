@@ -5,6 +5,7 @@ that an answer reads the same wherever it is sent from."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -25,7 +26,13 @@ class Canned:
 
 
 def canned_answer(
-    session: Session, answers: Answers, conversation_id: int, name: str, agent: str
+    session: Session,
+    answers: Answers,
+    conversation_id: int,
+    name: str,
+    agent: str,
+    *,
+    extra: Mapping[str, str] | None = None,
 ) -> Canned:
     """AnswerError when the answer cannot be used here (say it to the agent as it is)."""
     conversation = session.get(Conversation, conversation_id)
@@ -46,6 +53,7 @@ def canned_answer(
         "agent_name": agent,
         "conversation_id": str(conversation.id),
         "subject": conversation.subject,
+        **(extra or {}),
     }
     language = conversation.language
     used, _ = answers.pick(name, language)

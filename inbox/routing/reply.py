@@ -58,10 +58,13 @@ def write_reply(
     note: bool = False,
     now: datetime | None = None,
     source: str = "",
+    automatic: str = "",
 ) -> Written:
     """Write the reply (or note) and its outbox row in the caller's transaction. `source`
     names where it was written when that place may deliver it twice (a Slack event's channel
-    and ts): the second time, `Duplicate` is raised and nothing is written."""
+    and ts): the second time, `Duplicate` is raised and nothing is written. `automatic`: the
+    rule that sends it (an auto-reply): marked auto-submitted, it is no agent's response and
+    leaves the conversation's status and SLA as they were."""
     now = now or utcnow()
     text = text.strip("\n")
     if not text.strip():
@@ -87,6 +90,7 @@ def write_reply(
     _check_reachable(session, conversation, answered)
     message = _message(conversation, direction="out", author=author, text=text, now=now)
     message.dedupe_key = dedupe_key or message.dedupe_key
+    message.auto_submitted = bool(automatic)
     _address_reply(message, conversation, answered, html)
     session.add(message)
     session.flush()
@@ -100,20 +104,22 @@ def write_reply(
     )
     writer.event(
         conversation.id,
-        "replied",
-        f"person:{author}",
+        "auto_replied" if automatic else "replied",
+        f"rule:{automatic}" if automatic else f"person:{author}",
         {"message": message.id, "channel": message.channel, "to": message.to_addresses[0]},
         message_id=message.id,
     )
     writer.flush()
+    conversation.last_message_at = now
+    conversation.updated_at = now
+    conversation.message_count += 1
+    if automatic:
+        return Written(message.id, key, message.channel)
     conversation.status = "pending"
     conversation.last_agent_reply_at = now
     if conversation.first_response_at is None:
         conversation.first_response_at = now
     responded(conversation, now)
-    conversation.last_message_at = now
-    conversation.updated_at = now
-    conversation.message_count += 1
     return Written(message.id, key, message.channel)
 
 

@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from inbox.routing.auto_reply import send_auto_reply
 from inbox.routing.sla import after_customer_message, pause
 from inbox.routing.stored_facts import facts_from_columns, tags_by_owner
 from inbox.routing.workload import StoredWorkload
@@ -31,6 +32,7 @@ from inbox.store.batch_writer import Arrival
 from inbox.store.models import Contact, ContactTag, Conversation, ConversationTag, Event, Tag
 from inbox.store.outbox_kinds import QueuedPing
 from inbox.store.sql import chunked, insert_ignore_many
+from rules.answers import Answers
 from rules.engine import CompiledRules, Evaluation
 from rules.facts import Facts
 from rules.model import Assign
@@ -62,6 +64,7 @@ def run_rules(
     now: datetime,
     batch_started: datetime,
     tally: Tally | None = None,
+    answers: Answers | None = None,
 ) -> list[Evaluation]:
     """The rules for a batch's messages, in a savepoint. If applying them fails (a bug, a
     refused row), the messages stay stored: each is tried alone, and one that still fails is
@@ -71,14 +74,14 @@ def run_rules(
         return []
     try:
         with session.begin_nested():
-            return RulesPass(session, compiled, now, batch_started, tally).run(arrivals)
+            return RulesPass(session, compiled, now, batch_started, tally, answers).run(arrivals)
     except Exception as error:
         log.warning("rules_pass_failed_retrying_one_by_one", error=repr(error)[:300])
     evaluations = []
     for arrival in arrivals:
         try:
             with session.begin_nested():
-                rules_pass = RulesPass(session, compiled, now, batch_started, tally)
+                rules_pass = RulesPass(session, compiled, now, batch_started, tally, answers)
                 evaluations.extend(rules_pass.run([arrival]))
         except Exception as error:
             log.exception("rules_failed", conversation_id=arrival.conversation.id)
@@ -105,8 +108,11 @@ class RulesPass:
         now: datetime,
         batch_started: datetime,
         tally: Tally | None = None,
+        answers: Answers | None = None,
     ) -> None:
         self.session = session
+        #: The canned answers an `auto_reply` sends.
+        self.answers = answers
         self.tally = tally
         self.compiled = compiled
         self.ruleset = compiled.ruleset
@@ -168,6 +174,19 @@ class RulesPass:
             )
             if self.ruleset.sla and not facts.auto_submitted and not facts.bulk:
                 self._sla(arrival, facts, tags[conversation.id])
+            if evaluation.decisions.auto_reply is not None:
+                reply, rule = evaluation.decisions.auto_reply
+                send_auto_reply(
+                    self.session,
+                    conversation,
+                    arrival.columns,
+                    reply,
+                    rule,
+                    answers=self.answers,
+                    ruleset=self.ruleset,
+                    now=self.now,
+                    message_id=arrival.message_id,
+                )
             evaluations.append(evaluation)
         if self.tally is not None:
             self.tally.count(self.writer.events)

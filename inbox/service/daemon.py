@@ -56,7 +56,6 @@ from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
 from inbox.service.web import WebServer
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.webhook import Handler
-from rules.answers import AnswersInForce, answers_folder
 from rules.holder import RulesInForce
 from rules.model import RuleSet
 
@@ -146,9 +145,7 @@ class Daemon:
             holder=holder_name(settings.data_dir),
         )
         #: The canned answers beside the rules file, read again when one changes.
-        self.answers = (
-            AnswersInForce(answers_folder(rules.path), self._extracted) if rules else None
-        )
+        self.answers = rules.answers if rules is not None else None
         #: Sends the outbox's Slack pings, when a bot token is configured.
         self.notifier: Notifier | None = None
         if settings.slack.bot_token is not None:
@@ -235,9 +232,6 @@ class Daemon:
             if agent.slack == slack_user:
                 return agent.name
         return ""
-
-    def _extracted(self) -> frozenset[str]:
-        return self.rules.current.ruleset.extracted_names() if self.rules else frozenset()
 
     def _answer_names(self) -> list[str]:
         return self.answers.names() if self.answers is not None else []

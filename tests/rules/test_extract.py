@@ -98,7 +98,7 @@ def test_answers_may_use_what_the_rules_extract_and_refuse_when_it_was_not_found
     _, problems = load_answers(tmp_path)
     assert problems == [
         "shipping.en.md: unknown placeholder order_number (allowed: {agent_name}, "
-        "{conversation_id}, {customer_first_name}, {customer_name}, {subject})"
+        "{conversation_id}, {customer_first_name}, {customer_name}, {next_open}, {subject})"
     ]
     answers, problems = load_answers(tmp_path, frozenset({"order_number"}))
     assert problems == []
