@@ -265,6 +265,7 @@ def _register_subcommands() -> None:
     from inbox.cli.outbox import outbox
     from inbox.cli.raw import raw
     from inbox.cli.reply import answers_group
+    from inbox.cli.report import report
     from inbox.cli.rules import rules
     from inbox.cli.status import status
 
@@ -274,6 +275,7 @@ def _register_subcommands() -> None:
     main.add_command(outbox)
     main.add_command(status)
     main.add_command(answers_group)
+    main.add_command(report)
 
 
 _register_subcommands()
