@@ -41,6 +41,8 @@ class Decisions:
     extracted: dict[str, Setting] = field(default_factory=dict)
     #: The auto-reply to send, and the rule that asked (the last one that did).
     auto_reply: tuple[AutoReply, str] | None = None
+    #: The survey to send once closed (the last rule's that asked).
+    survey: Setting | None = None
     #: Earlier settings a later rule replaced: (what, value, rule, replaced by rule).
     overridden: list[tuple[str, str, str, str]] = field(default_factory=list)
     stopped_by: str = ""
@@ -72,6 +74,8 @@ class Decisions:
             self.notify.setdefault(notify.target(), (notify, rule.name))
         if then.auto_reply is not None:
             self.auto_reply = (then.auto_reply, rule.name)
+        if then.survey:
+            self.survey = Setting(then.survey, rule.name)
         if rule.stop:
             self.stopped_by = rule.name
 
@@ -91,4 +95,5 @@ class Decisions:
             or self.notify
             or self.extracted
             or self.auto_reply
+            or self.survey
         )

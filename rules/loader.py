@@ -84,6 +84,7 @@ ACTION_KEYS = (
     "notify",
     "extract",
     "auto_reply",
+    "survey",
 )
 AUTO_REPLY_KEYS = ("answer", "calendar", "per_contact", "per_hour")
 ANSWER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -863,7 +864,16 @@ class _Builder:
             auto_reply=self.auto_reply(document, (*path, "auto_reply"), data["auto_reply"])
             if "auto_reply" in data
             else None,
+            survey=self.survey(document, (*path, "survey"), data["survey"])
+            if "survey" in data
+            else "",
         )
+
+    def survey(self, document: Document, path: Path_, value: Any) -> str:
+        if not isinstance(value, str) or not ANSWER_NAME.match(value):
+            self.fail(document, path, "expected an answer's name (answers/NAME.LANG.md)")
+            return ""
+        return value
 
     def auto_reply(self, document: Document, path: Path_, value: Any) -> AutoReply | None:
         spec = {"answer": value} if isinstance(value, str) else value

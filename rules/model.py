@@ -125,6 +125,8 @@ class Actions:
     notify: tuple[Notify, ...] = ()
     extract: tuple[Extract, ...] = ()
     auto_reply: AutoReply | None = None
+    #: A satisfaction survey (an answer's name) to send once the conversation is closed.
+    survey: str = ""
 
     def empty(self) -> bool:
         return self == Actions()

@@ -102,6 +102,9 @@ def test_the_report_of_a_week(store: Store, tmp_path: Path) -> None:
         "resolution_p90_minutes": 360.0,
         "sla_first_response_met_percent": 33.3,
         "reopened_percent": 50.0,
+        "csat_responses": 0,
+        "csat_average": None,
+        "csat_satisfied_percent": None,
         "backlog": {"under 1 h": 0, "1-4 h": 0, "4-24 h": 0, "1-3 d": 0, "over 3 d": 2},
     }
     [line] = csv.DictReader(io.StringIO(report("--since", "1000w", "--csv")))

@@ -5,7 +5,8 @@ or language, or all together): how many; the first response time and the resolut
 median and p90, in business time (the calendar of each conversation's SLA policy, else
 `--calendar`, else round the clock); the SLA's first response met, of those whose due time
 came; how many were opened again after being closed; and the backlog now (everything open or
-pending, whatever its age), by age.
+pending, whatever its age), by age; and the customers' satisfaction scores (1-5) from the
+surveys: how many answered, the average, and the share of 4 and 5.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Group:
     sla_missed: int = 0
     closed: int = 0
     reopened: int = 0
+    scores: list[int] = field(default_factory=list)
     backlog: dict[str, int] = field(default_factory=lambda: {name: 0 for name, _ in AGES})
 
     def row(self, name: str) -> dict[str, Any]:
@@ -68,6 +70,13 @@ class Group:
             else None,
             "reopened_percent": round(100 * self.reopened / self.closed, 1)
             if self.closed
+            else None,
+            "csat_responses": len(self.scores),
+            "csat_average": round(statistics.fmean(self.scores), 2) if self.scores else None,
+            "csat_satisfied_percent": round(
+                100 * sum(score >= 4 for score in self.scores) / len(self.scores), 1
+            )
+            if self.scores
             else None,
             "backlog": dict(self.backlog),
         }
@@ -156,6 +165,8 @@ def _report(
         if conversation.closed_at is not None or conversation.id in reopened:
             group.closed += 1
             group.reopened += conversation.id in reopened
+        if conversation.csat_score is not None:
+            group.scores.append(conversation.csat_score)
         due = conversation.first_response_due
         if due is not None:
             answered = conversation.first_response_at
@@ -241,6 +252,7 @@ def _print(rows: list[dict[str, Any]], since: str) -> None:
         "resolution p50/p90",
         "SLA met",
         "reopened",
+        "CSAT",
         "backlog",
     ):
         table.add_column(column)
@@ -254,6 +266,9 @@ def _print(rows: list[dict[str, Any]], since: str) -> None:
             if row["sla_first_response_met_percent"] is None
             else f"{row['sla_first_response_met_percent']}%",
             "-" if row["reopened_percent"] is None else f"{row['reopened_percent']}%",
+            "-"
+            if row["csat_average"] is None
+            else f"{row['csat_average']} ({row['csat_responses']})",
             ", ".join(f"{name}: {count}" for name, count in row["backlog"].items() if count) or "-",
         )
     console().print(table)

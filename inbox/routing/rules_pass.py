@@ -279,6 +279,14 @@ class RulesPass:
                 rule,
                 {"what": what, "value": value, "overridden_by": replaced_by},
             )
+        survey = decisions.survey
+        if (
+            survey
+            and conversation.csat_sent_at is None
+            and conversation.csat_survey != survey.value
+        ):
+            conversation.csat_survey = survey.value
+            self._event(arrival, "survey_planned", survey.rule, {"survey": survey.value})
         for name, found in decisions.extracted.items():
             attributes = dict(conversation.attributes or {})
             if attributes.get(name) != found.value:

@@ -155,7 +155,13 @@ class Daemon:
             self.wired.writers, senders_of(connectors), slack_of=self._slack_of
         )
         #: Snoozes that end (and the SLA timers to come).
-        self.timers = Timers(self.wired.writers, slack_of=self._slack_of, ruleset=self._ruleset)
+        self.timers = Timers(
+            self.wired.writers,
+            slack_of=self._slack_of,
+            ruleset=self._ruleset,
+            answers=self.answers.current if self.answers is not None else lambda: None,
+        )
+        self.timers.surveyed = lambda conversations: self.replies.wake()
         if self.notifier is not None:
             notifier = self.notifier
             self.timers.fired = lambda conversations: notifier.wake()

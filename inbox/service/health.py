@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.routing.sla import sla_due_before
 from inbox.service.view import ConnectorView, DaemonView, SpoolView, ViewSource
-from inbox.store.models import OutboxItem
+from inbox.store.models import Conversation, OutboxItem
 from inbox.webhook import Handler, WebRequest, WebResponse
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,6 +42,8 @@ class StoreView:
     #: Open conversations with an SLA target unmet: passed, and due within the hour.
     sla_breached: int = 0
     sla_due_soon: int = 0
+    #: Satisfaction scores of the last 30 days by team: (answers, sum of scores).
+    csat: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def sla_counts(session: Session, now: datetime) -> tuple[int, int]:
@@ -52,6 +54,19 @@ def sla_counts(session: Session, now: datetime) -> tuple[int, int]:
         select(func.count()).where(sla_due_before(soon), ~sla_due_before(now))
     )
     return int(breached), int(due_soon or 0)
+
+
+#: How far back the satisfaction gauges look.
+CSAT_PERIOD = timedelta(days=30)
+
+
+def csat_by_team(session: Session, since: datetime) -> dict[str, tuple[int, int]]:
+    rows = session.execute(
+        select(Conversation.team, func.count(), func.sum(Conversation.csat_score))
+        .where(Conversation.csat_answered_at >= since, Conversation.csat_score.is_not(None))
+        .group_by(Conversation.team)
+    )
+    return {str(team or ""): (int(count), int(total or 0)) for team, count, total in rows}
 
 
 def store_view(readers: sessionmaker[Session]) -> StoreView:
@@ -69,6 +84,7 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
                 )
             )
             breached, due_soon = sla_counts(session, datetime.now(UTC))
+            csat = csat_by_team(session, datetime.now(UTC) - CSAT_PERIOD)
     except Exception as error:  # the store is away: say so, never raise from a health check
         return StoreView(False, f"{type(error).__name__}: {error}"[:300])
     age = 0.0
@@ -84,6 +100,7 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
         oldest_pending_seconds=age,
         sla_breached=breached,
         sla_due_soon=due_soon,
+        csat=csat,
     )
 
 
@@ -256,6 +273,21 @@ class DaemonCollector(Collector):
             "Open conversations with an SLA target due within the hour",
             value=store.sla_due_soon,
         )
+        answered = GaugeMetricFamily(
+            "inbox_csat_responses",
+            "Satisfaction survey answers of the last 30 days, by team",
+            labels=["team"],
+        )
+        average = GaugeMetricFamily(
+            "inbox_csat_score_average",
+            "Average satisfaction score (1-5) of the last 30 days, by team",
+            labels=["team"],
+        )
+        for team, (count, total) in sorted(store.csat.items()):
+            answered.add_metric([team], count)
+            average.add_metric([team], total / count)
+        yield answered
+        yield average
         reloads = CounterMetricFamily(
             "inbox_rules_reloads", "Rules file reloads", labels=["result"]
         )

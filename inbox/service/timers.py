@@ -1,8 +1,8 @@
 """The daemon's timers: what falls due in the store by the clock rather than by a message
-(snoozes that end; SLA targets that come near or pass). One thread sweeps them every
-`interval` seconds; each sweep is one transaction, and what it claims is locked with
-`SKIP LOCKED`, so several daemons on one PostgreSQL store fire each timer once. A timer missed
-while no daemon ran fires at the first sweep after.
+(snoozes that end; SLA targets that come near or pass; surveys of closed conversations). One
+thread sweeps them every `interval` seconds; each sweep is one transaction, and what it claims
+is locked with `SKIP LOCKED`, so several daemons on one PostgreSQL store fire each timer once.
+A timer missed while no daemon ran fires at the first sweep after.
 
 When the rules in force change (a reload), every conversation not closed has its SLA policy
 chosen again (inbox/routing/sla.py recheck), a batch per sweep with no wait between batches,
@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.routing.sla import fire_due, recheck_open
 from inbox.routing.snooze import wake_snoozed
+from inbox.routing.survey import send_surveys
 from inbox.store.db import transaction
 from inbox.store.models import utcnow
+from rules.answers import Answers
 from rules.model import RuleSet
 
 log = structlog.get_logger(__name__)
@@ -37,6 +39,7 @@ class Timers:
         *,
         slack_of: Callable[[str], str] = lambda agent: "",
         ruleset: Callable[[], RuleSet | None] = lambda: None,
+        answers: Callable[[], Answers | None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         interval: float = SWEEP_SECONDS,
     ) -> None:
@@ -44,6 +47,8 @@ class Timers:
         self.slack_of = slack_of
         #: The rules in force: their SLA policies say what an escalation does.
         self.ruleset = ruleset
+        #: The canned answers in force: surveys are answers.
+        self.answers = answers
         self.clock = clock
         self.interval = interval
         self.stopping = threading.Event()
@@ -51,8 +56,10 @@ class Timers:
         #: What this process's sweeps fired, by (target, team) and (target, kind) (/metrics).
         self.breaches: Counter[tuple[str, str]] = Counter()
         self.escalations: Counter[str] = Counter()
-        #: Called with the conversations a sweep changed (wakes the notifier).
+        #: Called with the conversations a sweep changed (wakes the notifier), and with
+        #: those it sent a survey to (wakes the reply sender).
         self.fired: Callable[[list[int]], None] = lambda conversations: None
+        self.surveyed: Callable[[list[int]], None] = lambda conversations: None
         #: The rules version the SLA due times were last made with, and how far a recheck of
         #: the open conversations has come (None: none under way).
         self._version: str | None = None
@@ -103,6 +110,7 @@ class Timers:
             now = self.clock()
             woken = wake_snoozed(session, now, slack_of=self.slack_of, ruleset=ruleset)
             fired = fire_due(session, now, ruleset)
+            surveyed = send_surveys(session, now, self.answers())
         while not fired.claimed_all:  # a backlog (a burst, a daemon back): on at once, in batches
             with transaction(self.writers) as session:
                 more = fire_due(session, now, ruleset)
@@ -110,6 +118,9 @@ class Timers:
             fired.claimed_all = more.claimed_all
         if woken:
             log.info("snoozes_ended", conversations=woken[:50], count=len(woken))
+        if surveyed:
+            log.info("surveys_sent", conversations=surveyed[:50], count=len(surveyed))
+            self.surveyed(surveyed)
         for item in fired:
             if item.kind == "breach":
                 self.breaches[(item.target, item.team)] += 1

@@ -459,9 +459,10 @@ class BatchWriter:
         # No event per arrival: the message row itself says when, from where and why it joined
         # (thread_reason); events are for decisions and for what happened besides a message.
         self._update_conversation(conversation, normalized, message_time, decision)
-        self._arrivals.append(
-            (message, decision.conversation is None, was_closed, conversation.message_count)
-        )
+        if decision.csat is None:  # a survey's score is no request: the rules do not see it
+            self._arrivals.append(
+                (message, decision.conversation is None, was_closed, conversation.message_count)
+            )
         self._record_sms_keyword(normalized, conversation, message, contact_id, message_time)
         self.threader.remember(normalized.message_id[:998], conversation)
         if normalized.thread_key:
@@ -543,6 +544,10 @@ class BatchWriter:
             conversation.last_customer_message_at = message_time
         if not conversation.language and normalized.language:
             conversation.language = normalized.language
+        if decision.csat is not None:
+            conversation.csat_score = decision.csat
+            conversation.csat_answered_at = self.clock()
+            self._event("csat_answered", conversation, None, {"score": decision.csat})
         if decision.reopen:
             previous_status = conversation.status
             conversation.status = "open"

@@ -151,6 +151,12 @@ class Conversation(Base):
     next_response_due: Mapped[datetime | None] = mapped_column()
     resolution_due: Mapped[datetime | None] = mapped_column()
     sla_paused_at: Mapped[datetime | None] = mapped_column()
+    #: Satisfaction: the survey a rule asked for (an answer's name, sent once it is closed),
+    #: when it went, and the customer's score (1-5) and when they gave it.
+    csat_survey: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    csat_sent_at: Mapped[datetime | None] = mapped_column()
+    csat_score: Mapped[int | None] = mapped_column(Integer)
+    csat_answered_at: Mapped[datetime | None] = mapped_column()
 
     def unmet_sla(self) -> dict[str, datetime]:
         """Each SLA target still to be met, with its due time (resolution only while its

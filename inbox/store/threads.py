@@ -30,6 +30,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from inbox.config import ThreadingSettings
+from inbox.normalize.csat import parse_score
 from inbox.normalize.types import NormalizedMessage
 from inbox.store.models import Conversation, Message
 from inbox.store.sql import chunked
@@ -56,6 +57,8 @@ class ThreadDecision:
     reopen: bool = False
     #: A closed conversation found past the reopen window: the new one links to it.
     previous: Conversation | None = None
+    #: The customer's score for the survey the closed conversation sent (it stays closed).
+    csat: int | None = None
 
 
 class EmailThreader:
@@ -203,6 +206,9 @@ class EmailThreader:
     ) -> ThreadDecision:
         automatic = message.flags.automatic
         if conversation.status == "closed" and not automatic:
+            score = _survey_answer(conversation, message)
+            if score is not None:
+                return ThreadDecision(conversation, f"{reason}; a satisfaction score", csat=score)
             closed_at = conversation.closed_at or conversation.updated_at
             if message_time - closed_at > self.reopen_window:
                 return ThreadDecision(
@@ -229,3 +235,11 @@ def _tokens(message: NormalizedMessage) -> list[tuple[str, str]]:
 def _latest_first(conversation: Conversation) -> float:
     last = conversation.last_message_at or conversation.created_at
     return -last.timestamp()
+
+
+def _survey_answer(conversation: Conversation, message: NormalizedMessage) -> int | None:
+    """The score, when this is the answer to the survey the conversation sent (the first one
+    after it: a later "5" is a new message, not a second vote)."""
+    if conversation.csat_sent_at is None or conversation.csat_score is not None:
+        return None
+    return parse_score(message.new_text or message.text)
