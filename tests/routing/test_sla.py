@@ -35,8 +35,10 @@ DESK = """\
       office: {timezone: Europe/Helsinki, hours: {mon-fri: "08:00-17:00"}, country: FI}
     agents:
       esko: {slack: UESKO}
+      mart: {slack: UMART}
     teams:
       support: {members: [esko], slack_channel: "#support"}
+      tier2: {members: [mart]}
     rules:
       - name: vip
         when: {subject: {contains: VIP}}
@@ -53,7 +55,7 @@ DESK = """\
           - before: {first_response: 10m}
             then: {notify: {assignee: true, text: "Urgent: 10 minutes left to answer"}}
           - breached: first_response
-            then: {notify: {team: support}, tag: sla-breached}
+            then: {notify: {team: support}, tag: sla-breached, assign: {team: tier2}}
       - name: standard
         calendar: office
         first_response: 4h
@@ -167,6 +169,11 @@ def test_an_urgent_conversation_escalates_before_and_at_its_breach_once(
         ]
         tagged = session.get(Conversation, conversation.id)
         assert tagged is not None and [t.name for t in tagged.tags] == ["sla-breached"]
+        assert (tagged.assignee, tagged.team) == ("mart", "tier2")  # escalated to tier 2
+        pinged = session.scalars(
+            select(OutboxItem.payload).where(OutboxItem.kind == "slack.assignment")
+        ).all()
+        assert [p["agent"] for p in pinged] == ["esko", "mart"]
         assert sla_counts(session, clock.now) == (1, 0)
     assert channels == ["", "#support"]
 
