@@ -172,6 +172,9 @@ class Outgoing:
     quoted: str = ""
     #: An auto-reply, not a person's (RFC 3834: `Auto-Submitted: auto-replied`).
     automatic: bool = False
+    #: Answers the customer may give with one click where the channel has buttons (a
+    #: survey's scores); a click comes back as the customer writing that answer.
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 import structlog
 from pydantic import Field
@@ -43,7 +44,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.signature import SignatureVerifier
 
 from connectors.base import ConnectorConfig, UpstreamError, unreachable
-from connectors.slack_send import SlackReplySender
+from connectors.slack_send import CHOICE_ACTION, SlackReplySender
 from connectors.slack_signing import unverified
 from connectors.spool import SpooledConnector, SpoolEntry
 from inbox.raw import Batch, Channel, RawMessage
@@ -94,6 +95,9 @@ class SlackChatConfig(ConnectorConfig):
     #: answers in a shared channel (or to a ping) do not open conversations.
     skip_users: list[str] = Field(default_factory=list)
     events_path: str = "/webhooks/slack/events"
+    #: The app's Interactivity Request URL: a customer's click on a reply's button (a survey's
+    #: score) comes here and is taken as the customer writing that answer in the thread.
+    actions_path: str = "/webhooks/slack/chat-actions"
     catchup_seconds: float = Field(default=300, gt=0)
     thread_lookback_days: float = Field(default=7, ge=0)
     #: The first catch-up starts here (default: `thread_lookback_days` ago).
@@ -171,7 +175,58 @@ class SlackConnector(SpooledConnector):
     def webhooks(self) -> Mapping[str, Handler]:
         if self._verifier is None:
             return {}
-        return {self.config.events_path: self.receive}
+        return {self.config.events_path: self.receive, self.config.actions_path: self.act}
+
+    def act(self, request: WebRequest) -> WebResponse:
+        """A customer's click on one of a reply's buttons (connectors/slack_send.py): spooled
+        as the message it stands for, the button's value written in the reply's thread."""
+        assert self._verifier is not None
+        refused = unverified(self._verifier, request)
+        if refused is not None:
+            self.log.warning("slack_action_refused", reason=refused[0], remote=request.remote)
+            return text(401, refused[1])
+        try:
+            form = dict(parse_qsl(request.body.decode("utf-8")))
+            payload = json.loads(form.get("payload", ""))
+        except (UnicodeDecodeError, ValueError):
+            return text(400, "no JSON payload")
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return text(200, "ignored")
+        container = payload.get("container") or {}
+        message = payload.get("message") or {}
+        channel = str(container.get("channel_id") or (payload.get("channel") or {}).get("id") or "")
+        user = str((payload.get("user") or {}).get("id") or "")
+        thread = str(
+            message.get("thread_ts") or container.get("thread_ts") or message.get("ts") or ""
+        )
+        for action in payload.get("actions") or []:
+            if not isinstance(action, dict):
+                continue
+            if not str(action.get("action_id") or "").startswith(CHOICE_ACTION):
+                continue
+            stamp = str(action.get("action_ts") or "")
+            if not (channel and user and stamp):
+                return text(400, "a click without its channel, user or time")
+            event = {
+                "type": "message",
+                "channel": channel,
+                "channel_type": "im" if channel.startswith("D") else "channel",
+                "user": user,
+                "text": str(action.get("value") or ""),
+                "ts": stamp,
+                "thread_ts": thread,
+                "clicked": True,
+            }
+            event_id = f"click-{channel}-{stamp}"
+            envelope = {
+                "type": "event_callback",
+                "team_id": str((payload.get("team") or {}).get("id") or ""),
+                "event_id": event_id,
+                "event": event,
+            }
+            if not self.spooled(event_id, json.dumps(envelope).encode()):
+                return text(200, "duplicate")
+        return text(200, "ok")
 
     def receive(self, request: WebRequest) -> WebResponse:
         assert self._verifier is not None

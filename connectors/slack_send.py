@@ -45,6 +45,7 @@ class SlackReplySender:
             answer = client.chat_postMessage(
                 channel=outgoing.to,
                 text=outgoing.text,
+                blocks=_blocks(outgoing) if outgoing.choices else None,
                 thread_ts=outgoing.thread or None,
                 unfurl_links=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"key": outgoing.key}},
@@ -76,6 +77,28 @@ class SlackReplySender:
             return None
         messages: list[dict[str, Any]] = answer.get("messages", [])
         return any(_carries(message, outgoing.key) for message in messages)
+
+
+#: The action id of a customer's one-click answer (connectors/slack_chat.py takes it).
+CHOICE_ACTION = "inbox_choice"
+
+
+def _blocks(outgoing: Outgoing) -> list[dict[str, Any]]:
+    """The text, and a button per choice: a click is the customer answering with it."""
+    text = outgoing.text[:2900] or " "
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{CHOICE_ACTION}_{index}",
+            "text": {"type": "plain_text", "text": choice[:75]},
+            "value": choice[:2000],
+        }
+        for index, choice in enumerate(outgoing.choices[:25])
+    ]
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "block_id": "inbox_choices", "elements": buttons},
+    ]
 
 
 def _carries(message: dict[str, Any], key: str) -> bool:

@@ -4,18 +4,24 @@ when Slack's answer was lost, and never read back as a customer's message."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
 
 from connectors.slack_chat import SlackChatConfig, SlackConnector
 from inbox.outbox.replies import ReplySender
+from inbox.routing.person import close_by_person
 from inbox.routing.reply import write_reply
+from inbox.routing.survey import send_surveys
 from inbox.store.db import transaction
 from inbox.store.models import Conversation, Message, OutboxItem
+from inbox.webhook import WebRequest
+from rules.answers import load_answers
 from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack
 from tests.helpers import Clock, make_pipeline
@@ -144,3 +150,71 @@ def test_an_archived_channel_fails_the_reply_with_slacks_reason(
     state, status, detail = delivery(store, reply_id)
     assert (state, status) == ("failed", "dead")
     assert "is_archived" in detail
+
+
+def test_a_survey_in_slack_has_buttons_and_a_click_is_the_customers_score(
+    store: Store, slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INBOX_TEST_REPLY_SLACK_SECRET", slack.signing_secret)
+    connector = SlackConnector(
+        SlackChatConfig(
+            name="slack",
+            type="slack",
+            bot_token={"env": TOKEN_ENV},
+            signing_secret={"env": "INBOX_TEST_REPLY_SLACK_SECRET"},
+            channels=[CUSTOMERS],
+            dms=False,
+            api_url=slack.url,
+            spool_dir=tmp_path / "spool",
+            catchup_seconds=0.01,
+        )
+    )
+    customer_ts = slack.post(CUSTOMERS, "Teltan vetoketju meni rikki.", user="UANNA")
+    sync(store, connector)
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "csat.en.md").write_text("How did we do? Pick 1-5.", encoding="utf-8")
+    answers, _ = load_answers(folder)
+    closed_at = datetime.now(UTC) - timedelta(minutes=10)
+    with transaction(store.writers) as session:
+        conversation = session.scalars(select(Conversation)).one()
+        conversation.csat_survey = "csat"
+        close_by_person(session, conversation.id, person="esko", now=closed_at)
+    with transaction(store.writers) as session:
+        assert send_surveys(session, datetime.now(UTC), answers) == [conversation.id]
+    ReplySender(store.writers, {"slack": connector.sender()}).run_once()
+    [survey] = ours(slack)
+    assert survey["thread_ts"] == customer_ts
+    [actions] = [block for block in survey["blocks"] if block["type"] == "actions"]
+    assert [button["value"] for button in actions["elements"]] == ["1", "2", "3", "4", "5"]
+
+    # Anna clicks 4: Slack posts the click, signed, to the app's Interactivity URL.
+    click = {
+        "type": "block_actions",
+        "team": {"id": slack.team_id},
+        "user": {"id": "UANNA"},
+        "channel": {"id": CUSTOMERS},
+        "container": {"type": "message", "channel_id": CUSTOMERS, "message_ts": survey["ts"]},
+        "message": {"ts": survey["ts"], "thread_ts": customer_ts, "type": "message"},
+        "actions": [{**actions["elements"][3], "action_ts": "1765432100.000400"}],
+    }
+    body = urlencode({"payload": json.dumps(click)}).encode()
+    headers = {key.lower(): value for key, value in slack.sign(body).items()}
+    request = WebRequest("POST", "/webhooks/slack/chat-actions", headers, body)
+    handler = connector.webhooks()["/webhooks/slack/chat-actions"]
+    assert handler(request).status == 200
+    assert handler(request).body == b"duplicate\n"  # Slack delivering it again
+    forged = WebRequest(
+        "POST", "/webhooks/slack/chat-actions", {**headers, "x-slack-signature": "v0=0"}, body
+    )
+    assert handler(forged).status == 401
+    pipeline = make_pipeline(store)
+    try:
+        for batch, _ in pipeline.ingest_many(connector.fetch_spooled(50)):
+            connector.acknowledge(batch)
+    finally:
+        pipeline.close()
+    with store.readers() as session:
+        scored = session.get(Conversation, conversation.id)
+        assert scored is not None
+        assert (scored.status, scored.csat_score) == ("closed", 4)

@@ -192,6 +192,7 @@ class ReplySender:
                 thread=str((message.headers or {}).get("thread", "")),
                 quoted=message.quoted_text,
                 automatic=message.auto_submitted,
+                choices=tuple(str(c) for c in (message.headers or {}).get("choices") or ()),
             )
 
     # -- sending ------------------------------------------------------------------------------

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 from inbox.routing.canned import canned_answer
 from inbox.routing.reply import CannotReply, write_reply
 from inbox.routing.writer import RoutingWriter
-from inbox.store.models import Conversation
+from inbox.store.models import Conversation, Message
 from rules.answers import AnswerError, Answers
 
 #: The author of surveys in the history.
 AUTHOR = "survey"
+#: What the customer may answer with one click (Slack's buttons).
+SCORES = ("1", "2", "3", "4", "5")
 SEND_LIMIT = 100
 #: A conversation closed and opened again within this long was not done: no survey yet.
 SETTLE = timedelta(minutes=5)
@@ -56,9 +58,12 @@ def send_surveys(
             if answers is None:
                 raise AnswerError("no canned answers are configured (answers/ beside the rules)")
             text = canned_answer(session, answers, conversation.id, conversation.csat_survey, "")
-            write_reply(
+            written = write_reply(
                 session, conversation.id, author=AUTHOR, text=text.text, now=now, automatic="survey"
             )
+            message = session.get(Message, written.message_id)
+            if message is not None:  # a channel with buttons offers the scores as buttons
+                message.headers = {**(message.headers or {}), "choices": list(SCORES)}
             asked.append(conversation.id)
         except (AnswerError, CannotReply) as error:
             detail = {"survey": conversation.csat_survey, "reason": str(error)}
