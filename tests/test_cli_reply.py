@@ -239,3 +239,19 @@ def test_a_response_made_by_phone_is_recorded_as_the_first_response(
     inbox(config, "conversations", "close", "1")
     closed = CliRunner().invoke(main, ["--config", str(config), "conversations", "respond", "1"])
     assert closed.exit_code == 1 and "is closed" in closed.output
+
+
+def test_answers_check_says_when_a_rule_sends_an_answer_that_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {name: closed, when: {channel: email}, then: {auto_reply: closed}}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "answers").mkdir()
+    config = tmp_path / "inbox.toml"
+    config.write_text(f'rules_file = "{tmp_path / "rules.yaml"}"\n', encoding="utf-8")
+    checked = CliRunner().invoke(main, ["--config", str(config), "answers", "check"])
+    assert checked.exit_code == 1
+    assert "closed.en.md: rule 'closed' sends this answer, and it is missing" in checked.output
+    (tmp_path / "answers" / "closed.en.md").write_text("Closed until {next_open}.", "utf-8")
+    checked = CliRunner().invoke(main, ["--config", str(config), "answers", "check"])
+    assert checked.exit_code == 0, checked.output

@@ -15,6 +15,7 @@ from inbox.routing.person import NoSuchConversation, close_by_person
 from inbox.routing.reply import CannotReply, respond_elsewhere, write_reply
 from inbox.routing.snooze import CannotSnooze, snooze_by_person, snooze_until
 from inbox.store.db import transaction
+from rules.model import RuleSet
 
 
 @click.command("reply")
@@ -166,13 +167,29 @@ def _canned(app: AppContext, conversation_id: int, name: str, author: str) -> st
 def _extracted(rules_file: Path) -> frozenset[str]:
     """The placeholders the rules file's `extract` actions fill (none if it cannot be read:
     the rules' own check says why)."""
+    ruleset = _rules_of(rules_file)
+    return ruleset.extracted_names() if ruleset is not None else frozenset()
+
+
+def _rules_of(rules_file: Path) -> RuleSet | None:
     from rules.errors import RulesInvalid
     from rules.loader import load_rules
 
     try:
-        return load_rules(rules_file).extracted_names()
+        return load_rules(rules_file)
     except (RulesInvalid, OSError):
-        return frozenset()
+        return None
+
+
+def _answers_used(ruleset: RuleSet) -> dict[str, str]:
+    """Each answer the rules send by themselves (auto_reply, survey), with the rule."""
+    used: dict[str, str] = {}
+    for rule in ruleset.rules:
+        if rule.then.auto_reply is not None:
+            used.setdefault(rule.then.auto_reply.answer, rule.name)
+        if rule.then.survey:
+            used.setdefault(rule.then.survey, rule.name)
+    return used
 
 
 @click.group("answers")
@@ -192,8 +209,12 @@ def answers_check(app: AppContext, folder: Path | None) -> None:
         if rules_file is None:
             raise click.UsageError("give FOLDER, or configure rules_file (answers live beside it)")
         folder = answers_folder(Path(rules_file))
-    extracted = _extracted(Path(rules_file)) if rules_file is not None else frozenset()
+    ruleset = _rules_of(Path(rules_file)) if rules_file is not None else None
+    extracted = ruleset.extracted_names() if ruleset is not None else frozenset()
     answers, problems = load_answers(folder, extracted)
+    for name, rule in sorted(_answers_used(ruleset).items() if ruleset else ()):
+        if name not in answers.texts:
+            problems.append(f"{name}.en.md: rule '{rule}' sends this answer, and it is missing")
     for problem in problems:
         click.echo(f"{folder}/{problem}", err=True)
     count = sum(len(by_language) for by_language in answers.texts.values())

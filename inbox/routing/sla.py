@@ -93,7 +93,8 @@ def after_customer_message(
         resolution = targets.get("resolution")
         conversation.resolution_due = due_after(policy, started, resolution) if resolution else None
         conversation.next_response_due = None
-        conversation.sla_paused_at = None
+        waiting = conversation.status != "open" and conversation.resolution_due is not None
+        conversation.sla_paused_at = now if waiting else None  # a pending one stays stopped
     next_target = targets.get("next_response")
     if (
         next_target
