@@ -544,10 +544,13 @@ class BatchWriter:
             conversation.last_customer_message_at = message_time
         if not conversation.language and normalized.language:
             conversation.language = normalized.language
-        if decision.csat is not None:
+        if decision.csat is not None and conversation.csat_score is None:
             conversation.csat_score = decision.csat
             conversation.csat_answered_at = self.clock()
             self._event("csat_answered", conversation, None, {"score": decision.csat})
+        elif decision.csat is not None:  # one vote: the first
+            detail = {"score": decision.csat, "kept": conversation.csat_score}
+            self._event("csat_answered_again", conversation, None, detail)
         if decision.reopen:
             previous_status = conversation.status
             conversation.status = "open"

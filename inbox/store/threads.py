@@ -238,8 +238,9 @@ def _latest_first(conversation: Conversation) -> float:
 
 
 def _survey_answer(conversation: Conversation, message: NormalizedMessage) -> int | None:
-    """The score, when this is the answer to the survey the conversation sent (the first one
-    after it: a later "5" is a new message, not a second vote)."""
-    if conversation.csat_sent_at is None or conversation.csat_score is not None:
+    """The score, when this answers the survey the conversation sent: a bare score is never a
+    new request (a second click on a survey's button, a "5" sent twice), so it never opens the
+    conversation; only the first counts (inbox/store/batch_writer.py)."""
+    if conversation.csat_sent_at is None:
         return None
     return parse_score(message.new_text or message.text)

@@ -111,17 +111,23 @@ def test_a_survey_after_closing_and_the_customers_score(store: Store, rules: Rul
         100.0,
     )
 
+    # A second score (a second click, a "4" later) is no second vote, and no new request.
+    clock.now = START + timedelta(hours=1)
+    again = arrive(
+        store, rules, clock, message_id="s2@example.fi", in_reply_to="q1@example.fi", body="4\n"
+    )
+    assert (again.status, again.csat_score) == ("closed", 5)
     # What she writes next is a request again: it opens the conversation.
     clock.now = START + timedelta(hours=2)
-    again = arrive(
+    request = arrive(
         store,
         rules,
         clock,
-        message_id="s2@example.fi",
+        message_id="s3@example.fi",
         in_reply_to="q1@example.fi",
-        body="4\n",  # a second number is no second vote: she has scored already
+        body="Vetoketju meni taas rikki, mitä nyt?\n",
     )
-    assert (again.status, again.csat_score) == ("open", 5)
+    assert (request.status, request.csat_score) == ("open", 5)
 
 
 def test_a_long_answer_to_the_survey_is_a_new_request(store: Store, rules: RulesInForce) -> None:
