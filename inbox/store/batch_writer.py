@@ -549,8 +549,8 @@ class BatchWriter:
             conversation.csat_answered_at = self.clock()
             self._event("csat_answered", conversation, None, {"score": decision.csat})
         elif decision.csat is not None:  # one vote: the first
-            detail = {"score": decision.csat, "kept": conversation.csat_score}
-            self._event("csat_answered_again", conversation, None, detail)
+            kept = {"score": decision.csat, "kept": conversation.csat_score}
+            self._event("csat_answered_again", conversation, None, kept)
         if decision.reopen:
             previous_status = conversation.status
             conversation.status = "open"

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -109,6 +110,13 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_contact_subject", "contact_id", "normalized_subject"),
         Index("ix_conversations_status_updated", "status", "updated_at"),
+        # The surveys still to send: few rows, looked for every second by the timers' sweep.
+        Index(
+            "ix_conversations_survey_waiting",
+            "closed_at",
+            sqlite_where=text("csat_survey != '' AND csat_sent_at IS NULL"),
+            postgresql_where=text("csat_survey != '' AND csat_sent_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -208,7 +216,11 @@ class RawRecord(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_sent", "conversation_id", "sent_at"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_sent", "conversation_id", "sent_at"),
+        # What an author sent lately: the auto-replies' hourly cap and per-contact window.
+        Index("ix_messages_author_created", "author", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
