@@ -368,7 +368,8 @@ def test_a_daemon_standing_by_stores_what_its_receiver_took_and_leaves_the_catch
         params = twilio.webhook_params(webhooked, api_base=TWILIO_API)
         assert post(daemon.web, params, twilio.sign(PUBLIC_URL, params))[0] == 200
         wait_for(lambda: texts(store) == ["Sent to this server"], "the webhook's text")
-        assert daemon.states[0].standby is not None
+        # Its connector thread finds the lease held (it may look after the spool is stored).
+        wait_for(lambda: daemon.states[0].standby is not None, "standing by", timeout=15)
         # The catch-up through Twilio's API is the holder's: not a call from this daemon.
         assert not [call for call in twilio.calls if call.path.endswith("/Messages.json")]
 
