@@ -183,6 +183,8 @@ def _shown(target: Path, main: Path) -> str:
 class _Builder:
     def __init__(self, documents: list[Document]) -> None:
         self.documents = documents
+        #: Calendars' iCal feeds as read: part of the rules' version, and watched for changes.
+        self.feeds: dict[str, bytes] = {}
         self.problems: list[Problem] = []
         self.calendars: dict[str, Calendar] = {}
         self.agents: dict[str, Agent] = {}
@@ -245,7 +247,10 @@ class _Builder:
             calendars=self.calendars,
             tags=self.tags,
             zone=self.zone,
-            files=tuple(document.source or document.file for document in self.documents),
+            files=(
+                *(document.source or document.file for document in self.documents),
+                *sorted(self.feeds),
+            ),
             version=self.version(),
             sla=tuple(policies),
         )
@@ -354,6 +359,9 @@ class _Builder:
         for document in self.documents:
             digest.update(document.file.encode())
             digest.update(repr(document.data).encode())
+        for name, data in sorted(self.feeds.items()):
+            digest.update(name.encode())
+            digest.update(data)
         return digest.hexdigest()[:12]
 
     # -- problems ----------------------------------------------------------------------------
@@ -571,7 +579,9 @@ class _Builder:
         base = Path(document.source).parent if document.source else Path.cwd()
         file = base / str(value)
         try:
-            feed = icalendar.Calendar.from_ical(file.read_bytes())
+            data = file.read_bytes()
+            self.feeds[str(file)] = data
+            feed = icalendar.Calendar.from_ical(data)
         except OSError as error:
             self.fail(document, path, f"cannot read {file}: {error.strerror or error}")
             return set()

@@ -305,6 +305,11 @@ class Fired:
         return "breach" if self.what == "breached" else "escalation"
 
 
+def timer_due(now: datetime) -> ColumnElement[bool]:
+    """SLA timers whose time has come by `now`."""
+    return SlaTimer.fire_at <= now
+
+
 class FiredList(list[Fired]):
     """What a sweep fired, and whether it claimed every timer that was due."""
 
@@ -325,7 +330,7 @@ def fire_due(
     timers = list(
         session.scalars(
             select(SlaTimer)
-            .where(SlaTimer.fire_at <= now)
+            .where(timer_due(now))
             .order_by(SlaTimer.fire_at, SlaTimer.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from inbox.routing.person import locked_conversation
@@ -85,6 +85,11 @@ def snooze_by_person(
     writer.flush()
 
 
+def snooze_over(now: datetime) -> ColumnElement[bool]:
+    """Conversations whose snooze has ended by `now`."""
+    return Conversation.snoozed_until <= now
+
+
 def wake_snoozed(
     session: Session,
     now: datetime,
@@ -97,7 +102,7 @@ def wake_snoozed(
     due = list(
         session.scalars(
             select(Conversation)
-            .where(Conversation.snoozed_until <= now)
+            .where(snooze_over(now))
             .order_by(Conversation.snoozed_until)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from inbox.routing.canned import canned_answer
@@ -27,6 +27,16 @@ SEND_LIMIT = 100
 SETTLE = timedelta(minutes=5)
 
 
+def survey_due(now: datetime, settle: timedelta = SETTLE) -> ColumnElement[bool]:
+    """Closed conversations whose survey is due by `now`."""
+    return and_(
+        Conversation.status == "closed",
+        Conversation.csat_survey != "",
+        Conversation.csat_sent_at.is_(None),
+        Conversation.closed_at <= now - settle,
+    )
+
+
 def send_surveys(
     session: Session,
     now: datetime,
@@ -39,12 +49,7 @@ def send_surveys(
     due = list(
         session.scalars(
             select(Conversation)
-            .where(
-                Conversation.status == "closed",
-                Conversation.csat_survey != "",
-                Conversation.csat_sent_at.is_(None),
-                Conversation.closed_at <= now - settle,
-            )
+            .where(survey_due(now, settle))
             .order_by(Conversation.closed_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -160,6 +160,7 @@ class Daemon:
             slack_of=self._slack_of,
             ruleset=self._ruleset,
             answers=self.answers.current if self.answers is not None else lambda: None,
+            readers=self.wired.readers,
         )
         self.timers.surveyed = lambda conversations: self.replies.wake()
         if self.notifier is not None:

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from inbox.routing.sla import fire_due, recheck_open
-from inbox.routing.snooze import wake_snoozed
-from inbox.routing.survey import send_surveys
+from inbox.routing.sla import fire_due, recheck_open, timer_due
+from inbox.routing.snooze import snooze_over, wake_snoozed
+from inbox.routing.survey import send_surveys, survey_due
 from inbox.store.db import transaction
 from inbox.store.models import utcnow
 from rules.answers import Answers
@@ -42,8 +43,11 @@ class Timers:
         answers: Callable[[], Answers | None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
         interval: float = SWEEP_SECONDS,
+        readers: sessionmaker[Session] | None = None,
     ) -> None:
         self.writers = writers
+        #: To look whether anything is due before taking the write lock (None: always write).
+        self.readers = readers
         self.slack_of = slack_of
         #: The rules in force: their SLA policies say what an escalation does.
         self.ruleset = ruleset
@@ -83,6 +87,14 @@ class Timers:
             if self._recheck_after is None:
                 self.stopping.wait(self.interval)
 
+    def _anything_due(self, readers: sessionmaker[Session]) -> bool:
+        now = self.clock()
+        with readers() as session:
+            return any(
+                session.scalar(select(exists().where(condition)))
+                for condition in (snooze_over(now), timer_due(now), survey_due(now))
+            )
+
     def _recheck(self, ruleset: RuleSet | None) -> None:
         """A batch of the recheck a rules change asks for (the first rules seen start none:
         the conversations were made with them, or with what the last daemon had)."""
@@ -106,6 +118,8 @@ class Timers:
         """One sweep; how many conversations it changed."""
         ruleset = self.ruleset()
         self._recheck(ruleset)
+        if self.readers is not None and not self._anything_due(self.readers):
+            return 0  # no write lock taken (SQLite has one for the whole store)
         with transaction(self.writers) as session:
             now = self.clock()
             woken = wake_snoozed(session, now, slack_of=self.slack_of, ruleset=ruleset)

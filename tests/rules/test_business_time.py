@@ -4,6 +4,7 @@ and time zones. Every moment here is written in UTC and the calendar's local hou
 
 from __future__ import annotations
 
+import os
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,3 +149,35 @@ def test_business_time_elapsed_until_a_due_time_is_the_target(
     assert office.between(start, due) == timedelta(minutes=minutes)
     if minutes:
         assert office.is_open(due - timedelta(seconds=1))
+
+
+def test_an_edited_ical_feed_is_new_rules(tmp_path: Path) -> None:
+    from rules.holder import RulesInForce
+
+    feed = tmp_path / "closures.ics"
+
+    def closures(day: str) -> None:
+        feed.write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//closures//EN\r\n"
+            f"BEGIN:VEVENT\r\nUID:c@example\r\nDTSTAMP:20260101T000000Z\r\n"
+            f"DTSTART;VALUE=DATE:{day}\r\nSUMMARY:Closed\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+            encoding="utf-8",
+        )
+
+    closures("20261209")
+    (tmp_path / "rules.yaml").write_text(
+        'calendars:\n  office:\n    timezone: UTC\n    hours: {mon-fri: "08:00-17:00"}\n'
+        "    ical: closures.ics\n",
+        encoding="utf-8",
+    )
+    rules = RulesInForce(tmp_path / "rules.yaml")
+    before = rules.current.version
+    assert rules.current.ruleset.calendars["office"].closed_on(datetime(2026, 12, 9).date())
+    assert not rules.reload_if_changed()
+    closures("20261210")
+    os.utime(feed, ns=(feed.stat().st_atime_ns, feed.stat().st_mtime_ns + 10_000_000))
+    assert rules.reload_if_changed()
+    office = rules.current.ruleset.calendars["office"]
+    assert rules.current.version != before
+    assert office.closed_on(datetime(2026, 12, 10).date())
+    assert not office.closed_on(datetime(2026, 12, 9).date())
