@@ -8,7 +8,8 @@ Into a fresh store (SQLite, then PostgreSQL), N open conversations under one SLA
 (first response 4 h, an escalation 30 min before it), each with its due time and its two
 timers (2N rows in sla_timers), far ahead; then:
 
-- **idle sweep**: the daemon's sweep (inbox/service/timers.py) when nothing is due, 20 times;
+- **idle sweep**: the daemon's sweep (inbox/service/timers.py, as the daemon runs it: a look
+  with a reader, no write lock) when nothing is due, 20 times;
 - **firing delay**: `--due` conversations due over the next `--window` seconds, swept by the
   timers' thread every `--interval` seconds as the daemon runs it; for each breach, the time
   from its due time to the sweep that recorded it (median, p95, max), and whether each fired
@@ -148,7 +149,7 @@ def run(label: str, url: str, args: argparse.Namespace, rules: RulesInForce) -> 
             f"{label}: {args.conversations:,} open conversations, {2 * args.conversations:,} "
             f"timers, written in {time.perf_counter() - began:.1f} s"
         )
-        timers = Timers(writers, ruleset=lambda: ruleset, interval=args.interval)
+        timers = Timers(writers, ruleset=lambda: ruleset, interval=args.interval, readers=readers)
         idle = []
         for _ in range(20):
             began = time.perf_counter()
@@ -186,7 +187,7 @@ def run(label: str, url: str, args: argparse.Namespace, rules: RulesInForce) -> 
         make_due(writers, burst, [now] * len(burst))
         since = datetime.now(UTC)
         began = time.perf_counter()
-        sweeper = Timers(writers, ruleset=lambda: ruleset)
+        sweeper = Timers(writers, ruleset=lambda: ruleset, readers=readers)
         while sweeper.run_once():
             pass
         seconds = time.perf_counter() - began
