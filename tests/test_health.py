@@ -146,6 +146,9 @@ def test_metrics_are_prometheus_text_with_ingest_rules_assignments_and_outbox(
     assert samples[("inbox_outbox_oldest_pending_seconds", ())] >= 0
     assert samples[("inbox_store_up", ())] == 1
     assert samples[("inbox_rules_reloads_total", (("result", "refused"),))] == 0
+    # The desk's SLA and satisfaction, from the store (no SLA policy here: none owed).
+    assert samples[("inbox_sla_breached_conversations", ())] == 0
+    assert samples[("inbox_sla_due_soon_conversations", ())] == 0
 
 
 def test_inbox_status_prints_the_same_for_a_person(

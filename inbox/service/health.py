@@ -4,9 +4,9 @@ same for a person through `inbox status`.
 Everything is read when asked: the daemon's own counters (per connector: stored, duplicates,
 errors, failures, last success; per rule and per agent: decisions and assignments), the rules'
 reloads, the SLA breaches and escalations its timers fired, and small queries on the store (is
-it reachable; the outbox by status and the age of the oldest ping still waiting; how many open
-conversations are past or near an SLA target). Nothing here writes, so a scrape can never slow
-ingest by more than those queries.
+it reachable; the outbox by status and the age of the oldest ping still waiting; for /metrics
+only, how many open conversations are past or near an SLA target and the satisfaction scores).
+Nothing here writes, so a scrape can never slow ingest by more than those queries.
 """
 
 from __future__ import annotations
@@ -39,11 +39,6 @@ class StoreView:
     error: str = ""
     outbox: dict[str, int] = field(default_factory=dict)
     oldest_pending_seconds: float = 0.0
-    #: Open conversations with an SLA target unmet: passed, and due within the hour.
-    sla_breached: int = 0
-    sla_due_soon: int = 0
-    #: Satisfaction scores of the last 30 days by team: (answers, sum of scores).
-    csat: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def sla_counts(session: Session, now: datetime) -> tuple[int, int]:
@@ -83,8 +78,6 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
                     OutboxItem.status.in_(("pending", "sending"))
                 )
             )
-            breached, due_soon = sla_counts(session, datetime.now(UTC))
-            csat = csat_by_team(session, datetime.now(UTC) - CSAT_PERIOD)
     except Exception as error:  # the store is away: say so, never raise from a health check
         return StoreView(False, f"{type(error).__name__}: {error}"[:300])
     age = 0.0
@@ -94,14 +87,7 @@ def store_view(readers: sessionmaker[Session]) -> StoreView:
     outbox = {
         status: int(counts.get(status, 0)) for status in ("pending", "sending", "sent", "dead")
     }
-    return StoreView(
-        True,
-        outbox=outbox,
-        oldest_pending_seconds=age,
-        sla_breached=breached,
-        sla_due_soon=due_soon,
-        csat=csat,
-    )
+    return StoreView(True, outbox=outbox, oldest_pending_seconds=age)
 
 
 def report(daemon: DaemonView) -> dict[str, Any]:
@@ -263,31 +249,7 @@ class DaemonCollector(Collector):
         for target, count in sorted(daemon.sla_escalations.items()):
             escalations.add_metric([target], count)
         yield escalations
-        yield GaugeMetricFamily(
-            "inbox_sla_breached_conversations",
-            "Open conversations with an SLA target passed unmet",
-            value=store.sla_breached,
-        )
-        yield GaugeMetricFamily(
-            "inbox_sla_due_soon_conversations",
-            "Open conversations with an SLA target due within the hour",
-            value=store.sla_due_soon,
-        )
-        answered = GaugeMetricFamily(
-            "inbox_csat_responses",
-            "Satisfaction survey answers of the last 30 days, by team",
-            labels=["team"],
-        )
-        average = GaugeMetricFamily(
-            "inbox_csat_score_average",
-            "Average satisfaction score (1-5) of the last 30 days, by team",
-            labels=["team"],
-        )
-        for team, (count, total) in sorted(store.csat.items()):
-            answered.add_metric([team], count)
-            average.add_metric([team], total / count)
-        yield answered
-        yield average
+        yield from _desk_metrics(daemon.readers)
         reloads = CounterMetricFamily(
             "inbox_rules_reloads", "Rules file reloads", labels=["result"]
         )
@@ -295,6 +257,43 @@ class DaemonCollector(Collector):
             reloads.add_metric(["ok"], daemon.rules.reloads)
             reloads.add_metric(["refused"], daemon.rules.failed_reloads)
         yield reloads
+
+
+def _desk_metrics(readers: sessionmaker[Session]) -> Iterator[Metric]:
+    """What the store says of the desk (SLA, satisfaction): for /metrics only, where a scrape
+    every 15 s or so may count conversations; /healthz, polled more often, does not."""
+    now = datetime.now(UTC)
+    try:
+        with readers() as session:
+            breached, due_soon = sla_counts(session, now)
+            csat = csat_by_team(session, now - CSAT_PERIOD)
+    except Exception:  # the store is away: inbox_store_up says so
+        return
+    yield GaugeMetricFamily(
+        "inbox_sla_breached_conversations",
+        "Open conversations with an SLA target passed unmet",
+        value=breached,
+    )
+    yield GaugeMetricFamily(
+        "inbox_sla_due_soon_conversations",
+        "Open conversations with an SLA target due within the hour",
+        value=due_soon,
+    )
+    answered = GaugeMetricFamily(
+        "inbox_csat_responses",
+        "Satisfaction survey answers of the last 30 days, by team",
+        labels=["team"],
+    )
+    average = GaugeMetricFamily(
+        "inbox_csat_score_average",
+        "Average satisfaction score (1-5) of the last 30 days, by team",
+        labels=["team"],
+    )
+    for team, (count, total) in sorted(csat.items()):
+        answered.add_metric([team], count)
+        average.add_metric([team], total / count)
+    yield answered
+    yield average
 
 
 def pages(view: ViewSource) -> dict[str, Handler]:
