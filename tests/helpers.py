@@ -123,3 +123,14 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def arrive(store: Store, rules: RulesInForce, clock: Clock, **options: object) -> Conversation:
+    """A customer's mail (`mail(**options)`, with its message_id) routed by `rules` at the
+    clock's time, received then; its conversation as stored after."""
+    pipeline = make_pipeline(store, clock=clock, rules=rules)
+    try:
+        ingest(pipeline, raw(mail(**options), received_at=clock.now))  # type: ignore[arg-type]
+    finally:
+        pipeline.close()
+    return conversation_of(store, str(options["message_id"]))

@@ -106,6 +106,7 @@ class Running:
         self.daemon = Daemon(settings, [connector], rules=RulesInForce(rules))
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
         self.slack = slack
+        self.store = store
 
     def __enter__(self) -> Running:
         self.thread.start()
@@ -117,6 +118,12 @@ class Running:
         self.daemon.wake.set()
         self.thread.join(30)
         assert not self.thread.is_alive()
+
+    def pinged(self, payload: bytes) -> PingThread:
+        """Deliver a customer's first mail; the thread of the ping it brings esko."""
+        self.deliver("1.M1P1.test", payload)
+        wait_for(lambda: _has_ping_thread(self.store), "the ping to esko", timeout=30)
+        return ping_thread(self.store)
 
     def deliver(self, name: str, payload: bytes) -> None:
         (self.maildir / "tmp" / name).write_bytes(payload)
@@ -204,9 +211,7 @@ def test_an_agents_answer_in_the_pings_thread_reaches_the_customer_once(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
+        thread = running.pinged(mail(message_id="q1@example.fi"))
         assert thread.agent == "esko"
 
         ts = slack.post(thread.channel, ANSWER, user="UESKO", thread_ts=thread.ts)
@@ -260,9 +265,7 @@ def test_a_forged_or_strangers_message_in_the_thread_writes_nothing(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
+        thread = running.pinged(mail(message_id="q1@example.fi"))
         event = {
             "type": "message",
             "channel": thread.channel,
@@ -291,9 +294,7 @@ def test_the_pings_buttons_hand_back_claim_and_close(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
+        thread = running.pinged(mail(message_id="q1@example.fi"))
         [ping] = [m for m in slack.messages(thread.channel) if m["ts"] == thread.ts]
         elements = next(b for b in ping["blocks"] if b["type"] == "actions")["elements"]
         value = str(thread.conversation_id)
@@ -348,9 +349,7 @@ def test_snooze_from_the_ping_until_tomorrow_morning_in_the_agents_time_zone(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
+        thread = running.pinged(mail(message_id="q1@example.fi"))
         value = f"{thread.conversation_id}:tomorrow"
         assert running.pick("UESKO", "inbox_snooze", value, thread) == (200, "ok\n")
         with store.readers() as session:
@@ -379,12 +378,9 @@ def test_canned_answers_from_the_pings_menu_and_the_thread_in_the_customers_lang
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver(
-            "1.M1P1.test",
-            mail(message_id="q1@example.fi", body="Hei, missä on tilaukseni nro 104233? Aino\n"),
+        thread = running.pinged(
+            mail(message_id="q1@example.fi", body="Hei, missä on tilaukseni nro 104233? Aino\n")
         )
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
         with store.readers() as session:
             conversation = session.scalars(select(Conversation)).one()
         assert conversation.attributes == {"order_number": "104233"}
@@ -422,9 +418,7 @@ def test_an_answer_needing_an_order_number_no_rule_found_is_not_sent(
     store: Store, slack: FakeSlack, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with Running(store, slack, smtp, tmp_path) as running:
-        running.deliver("1.M1P1.test", mail(message_id="q1@example.fi"))
-        wait_for(lambda: _has_ping_thread(store), "the ping to esko", timeout=30)
-        thread = ping_thread(store)
+        thread = running.pinged(mail(message_id="q1@example.fi"))
         value = f"{thread.conversation_id}:shipping"
         assert running.pick("UESKO", "inbox_answer", value, thread) == (200, "ok\n")
         wait_for(lambda: _notices(slack, thread), "the refusal in the thread", timeout=30)

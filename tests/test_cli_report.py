@@ -19,7 +19,7 @@ from inbox.routing.reply import write_reply
 from inbox.store.db import transaction
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
-from tests.helpers import Clock, conversation_of, ingest, mail, make_pipeline, raw
+from tests.helpers import Clock, arrive
 
 pytestmark = BACKENDS
 
@@ -51,14 +51,9 @@ def test_the_report_of_a_week(store: Store, tmp_path: Path) -> None:
     rules = RulesInForce(rules_file)
     clock = Clock()
 
-    def arrive(when: datetime, message_id: str, **options: object) -> int:
+    def arrive_at(when: datetime, message_id: str, **options: object) -> int:
         clock.now = when
-        pipeline = make_pipeline(store, clock=clock, rules=rules)
-        try:
-            ingest(pipeline, raw(mail(message_id=message_id, **options), received_at=when))  # type: ignore[arg-type]
-        finally:
-            pipeline.close()
-        return conversation_of(store, message_id).id
+        return arrive(store, rules, clock, message_id=message_id, **options).id
 
     def reply(conversation_id: int, when: datetime) -> None:
         with transaction(store.writers) as session:
@@ -70,16 +65,16 @@ def test_the_report_of_a_week(store: Store, tmp_path: Path) -> None:
 
     # Friday 27th 16:00, answered Monday 09:00: two office hours, in time (due Monday 11:00);
     # closed at 10:00, then opened again by the customer.
-    first = arrive(at(27, 16), "a1@example.fi", subject="Teltta")
+    first = arrive_at(at(27, 16), "a1@example.fi", subject="Teltta")
     reply(first, at(30, 9))
     close(first, at(30, 10))
-    arrive(at(30, 11), "a2@example.fi", in_reply_to="a1@example.fi", subject="Re: Teltta")
+    arrive_at(at(30, 11), "a2@example.fi", in_reply_to="a1@example.fi", subject="Re: Teltta")
     # Monday 10:00, answered at 15:00: five office hours, late (due 14:00); closed at 16:00.
-    second = arrive(at(30, 10), "b1@example.fi", sender="Mart <mart@example.ee>", subject="Kott")
+    second = arrive_at(at(30, 10), "b1@example.fi", sender="Mart <mart@example.ee>", subject="Kott")
     reply(second, at(30, 15))
     close(second, at(30, 16))
     # Monday 12:00, never answered: its due time (16:00) has passed.
-    arrive(at(30, 12), "c1@example.fi", sender="Olga <olga@example.ru>", subject="Заказ")
+    arrive_at(at(30, 12), "c1@example.fi", sender="Olga <olga@example.ru>", subject="Заказ")
 
     config = tmp_path / "inbox.toml"
     config.write_text(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -39,19 +40,24 @@ def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
         yield fake
 
 
+def sms_config(twilio: FakeTwilio, tmp_path: Path, **overrides: Any) -> TwilioSmsConfig:
+    """Our number's connector on the fake Twilio, as a test needs it."""
+    settings: dict[str, Any] = {
+        "name": "sms",
+        "type": "twilio",
+        "account_sid": twilio.account_sid,
+        "auth_token": {"env": TOKEN_ENV},
+        "numbers": [OURS],
+        "api_url": twilio.url,
+        "spool_dir": tmp_path / "spool",
+        "catchup_seconds": 0.01,
+    }
+    return TwilioSmsConfig(**{**settings, **overrides})
+
+
 @pytest.fixture
 def connector(twilio: FakeTwilio, tmp_path: Path) -> TwilioSmsConnector:
-    config = TwilioSmsConfig(
-        name="sms",
-        type="twilio",
-        account_sid=twilio.account_sid,
-        auth_token={"env": TOKEN_ENV},
-        numbers=[OURS],
-        api_url=twilio.url,
-        spool_dir=tmp_path / "spool",
-        catchup_seconds=0.01,
-    )
-    return TwilioSmsConnector(config)
+    return TwilioSmsConnector(sms_config(twilio, tmp_path))
 
 
 @pytest.fixture
@@ -152,18 +158,7 @@ def reporting(
 ) -> Iterator[tuple[TwilioSmsConnector, WebServer]]:
     """The connector asking for status callbacks at STATUS_URL, which a proxy forwards to the
     web server here (Twilio signs the public URL, not ours)."""
-    config = TwilioSmsConfig(
-        name="sms",
-        type="twilio",
-        account_sid=twilio.account_sid,
-        auth_token={"env": TOKEN_ENV},
-        numbers=[OURS],
-        api_url=twilio.url,
-        spool_dir=tmp_path / "spool",
-        catchup_seconds=0.01,
-        status_url=STATUS_URL,
-    )
-    connector = TwilioSmsConnector(config)
+    connector = TwilioSmsConnector(sms_config(twilio, tmp_path, status_url=STATUS_URL))
     reports = DeliveryReports(store.writers, slack_of={"esko": "U0ESKO"}.get)
     server = WebServer(connector.delivery_webhooks(reports.record), port=0).start()
     try:
@@ -267,17 +262,8 @@ def test_forged_or_foreign_status_callbacks_change_nothing(
 def test_a_report_the_store_cannot_take_is_answered_503_for_twilio_to_call_again(
     twilio: FakeTwilio, tmp_path: Path
 ) -> None:
-    config = TwilioSmsConfig(
-        name="sms",
-        type="twilio",
-        account_sid=twilio.account_sid,
-        auth_token={"env": TOKEN_ENV},
-        numbers=[OURS],
-        api_url=twilio.url,
-        spool_dir=tmp_path / "spool",
-        public_url="https://desk.example.com/webhooks/twilio/sms",
-    )
-    connector = TwilioSmsConnector(config)
+    public = "https://desk.example.com/webhooks/twilio/sms"
+    connector = TwilioSmsConnector(sms_config(twilio, tmp_path, public_url=public))
     assert connector.status_url == STATUS_URL  # from public_url's host and status_path
     gone = create_engine(f"sqlite:///{tmp_path}/missing/inbox.db")
     reports = DeliveryReports(sessionmaker(gone))
@@ -295,15 +281,10 @@ def test_in_a_running_daemon_a_text_in_is_answered_and_its_delivery_reported(
     store: Store, twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     connector = TwilioSmsConnector(
-        TwilioSmsConfig(
-            name="sms",
-            type="twilio",
-            account_sid=twilio.account_sid,
-            auth_token={"env": TOKEN_ENV},
-            numbers=[OURS],
+        sms_config(
+            twilio,
+            tmp_path,
             public_url="https://desk.example.com/webhooks/twilio/sms",
-            api_url=twilio.url,
-            spool_dir=tmp_path / "spool",
             poll_seconds=0.2,
             catchup_seconds=0.2,
         )

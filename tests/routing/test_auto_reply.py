@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from connectors.smtp import SmtpConfig, SmtpSender
 from inbox.outbox.replies import ReplySender
-from inbox.store.models import Conversation, Event, Message
+from inbox.store.models import Event, Message
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
-from tests.helpers import Clock, conversation_of, ingest, mail, make_pipeline, raw
+from tests.helpers import Clock, arrive
 from tests.smtp_server import PASSWORD, SmtpServer
 
 pytestmark = BACKENDS
@@ -56,15 +56,6 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServ
     monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", PASSWORD)
     with SmtpServer(tmp_path) as running:
         yield running
-
-
-def arrive(store: Store, rules: RulesInForce, clock: Clock, **options: object) -> Conversation:
-    pipeline = make_pipeline(store, clock=clock, rules=rules)
-    try:
-        ingest(pipeline, raw(mail(**options), received_at=clock.now))  # type: ignore[arg-type]
-    finally:
-        pipeline.close()
-    return conversation_of(store, str(options["message_id"]))
 
 
 def auto_replies(store: Store) -> list[Message]:

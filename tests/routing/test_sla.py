@@ -27,7 +27,7 @@ from inbox.store.db import transaction
 from inbox.store.models import Conversation, Event, OutboxItem, SlaTimer
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
-from tests.helpers import Clock, conversation_of, ingest, mail, make_pipeline, raw
+from tests.helpers import Clock, arrive, conversation_of, ingest, mail, make_pipeline, raw
 
 DESK = """\
     timezone: Europe/Helsinki
@@ -71,15 +71,6 @@ def rules(tmp_path: Path) -> RulesInForce:
     path = tmp_path / "rules.yaml"
     path.write_text(textwrap.dedent(DESK), encoding="utf-8")
     return RulesInForce(path)
-
-
-def arrive(store: Store, rules: RulesInForce, clock: Clock, **options: object) -> Conversation:
-    pipeline = make_pipeline(store, clock=clock, rules=rules)
-    try:
-        ingest(pipeline, raw(mail(**options), received_at=clock.now))  # type: ignore[arg-type]
-    finally:
-        pipeline.close()
-    return conversation_of(store, str(options["message_id"]))
 
 
 def events(store: Store, kind: str) -> list[Event]:

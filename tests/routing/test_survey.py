@@ -20,10 +20,10 @@ from inbox.routing.reply import write_reply
 from inbox.service.health import csat_by_team
 from inbox.service.timers import Timers
 from inbox.store.db import transaction
-from inbox.store.models import Conversation, Event, Message
+from inbox.store.models import Event, Message
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
-from tests.helpers import Clock, conversation_of, ingest, mail, make_pipeline, raw
+from tests.helpers import Clock, arrive, conversation_of
 
 pytestmark = BACKENDS
 
@@ -51,15 +51,6 @@ def rules(tmp_path: Path) -> RulesInForce:
         "How did we do? Answer with a number from 1 to 5.", encoding="utf-8"
     )
     return RulesInForce(tmp_path / "rules.yaml")
-
-
-def arrive(store: Store, rules: RulesInForce, clock: Clock, **options: object) -> Conversation:
-    pipeline = make_pipeline(store, clock=clock, rules=rules)
-    try:
-        ingest(pipeline, raw(mail(**options), received_at=clock.now))  # type: ignore[arg-type]
-    finally:
-        pipeline.close()
-    return conversation_of(store, str(options["message_id"]))
 
 
 def test_a_survey_after_closing_and_the_customers_score(store: Store, rules: RulesInForce) -> None:
