@@ -140,6 +140,32 @@ class WebSettings(BaseModel):
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
+class DeskSettings(BaseModel):
+    """The agents' web desk at /desk on the daemon's web server (`[web] listen`). Off until a
+    user exists (`inbox desk passwd NAME`) or a trusted proxy names them; behind a TLS proxy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: "password": users log in with the argon2 hashes of `users_file`; "proxy": a reverse
+    #: proxy that authenticated them names them in `proxy_header`.
+    auth: Literal["password", "proxy"] = "password"
+    #: One user a line, `name:role:argon2-hash` (role agent or admin), written by
+    #: `inbox desk passwd`. Default: desk-users in data_dir.
+    users_file: Path | None = None
+    proxy_header: str = Field(default="X-Remote-User", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    #: The proxy's addresses: the header of any other client is ignored.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Signs the session cookies. Default: a random key kept in data_dir (desk-secret, 0600).
+    session_secret: SecretSource | None = None
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    #: Send the cookie over HTTPS only: true whenever the proxy in front speaks TLS.
+    secure_cookies: bool = False
+    #: The queue page asks for news this often (seconds).
+    refresh_seconds: float = Field(default=5, ge=1, le=600)
+    page_size: int = Field(default=50, ge=5, le=500)
+
+
 class ConnectorSettings(BaseModel):
     """What every connector entry has; the rest is validated by the connector's own model."""
 
@@ -164,6 +190,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
     connectors: list[ConnectorSettings] = Field(default_factory=list)
 
     @classmethod
@@ -182,6 +209,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'inbox.db'}"
+
+    @property
+    def desk_users_file(self) -> Path:
+        return self.desk.users_file or self.data_dir / "desk-users"
 
 
 class ConfigError(Exception):

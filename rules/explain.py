@@ -59,11 +59,11 @@ def explain(
                 if detail.get("team")
                 else "directly"
             )
-            lines.append(f"assigned to {assignee} ({how}): {_by(event)}{_skipped(detail)}")
+            lines.append(f"assigned to {assignee} ({how}): {_by(event)}{passed_over(detail)}")
         elif event.kind == "queued" and not assignee:
             lines.append(
                 f"waiting in team {team or detail.get('team')}'s queue: {_by(event)}; nobody "
-                f"could take it{_skipped(detail, prefix=': ')}"
+                f"could take it{passed_over(detail, prefix=': ')}"
             )
     return lines
 
@@ -87,7 +87,7 @@ def _by(event: EventView) -> str:
     return f"rule '{rule}' ({matched})" if matched else f"rule '{rule}'"
 
 
-def _skipped(detail: dict[str, Any], prefix: str = "; passed over: ") -> str:
+def passed_over(detail: dict[str, Any], prefix: str = "; passed over: ") -> str:
     skipped = detail.get("skipped") or {}
     note = f"; {detail['note']}" if detail.get("note") else ""
     if not skipped:

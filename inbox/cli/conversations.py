@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from inbox.cli.assign import assign_conversation, unassign_conversation
 from inbox.cli.common import console, iso, reading_session, when
@@ -23,6 +23,7 @@ from inbox.cli.reply import (
 )
 from inbox.routing.sla import breached_targets, earliest_due, sla_due_before
 from inbox.store.models import Contact, Conversation, ConversationTag, Event, Message, Tag
+from inbox.store.queries import first_senders
 
 SNIPPET_CHARS = 60
 
@@ -92,7 +93,7 @@ def list_conversations(
         query = query.join(ConversationTag).join(Tag).where(Tag.name == tag_name)
     with reading_session(app) as session:
         rows = session.scalars(query).all()
-        senders = _first_senders(session, [c.id for c in rows])
+        senders = first_senders(session, [c.id for c in rows])
         if as_json:
             click.echo(
                 json.dumps(
@@ -136,23 +137,6 @@ def list_conversations(
         console().print(table)
         if not rows:
             click.echo("no conversations match", err=True)
-
-
-def _first_senders(session: Session, conversation_ids: list[int]) -> dict[int, str]:
-    if not conversation_ids:
-        return {}
-    first = (
-        select(Message.conversation_id, func.min(Message.id).label("first_id"))
-        .where(Message.conversation_id.in_(conversation_ids))
-        .group_by(Message.conversation_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(Message.conversation_id, Message.from_name, Message.from_address).join(
-            first, Message.id == first.c.first_id
-        )
-    )
-    return {row[0]: row[1] or row[2] for row in rows}
 
 
 def _conversation_json(c: Conversation, sender: str) -> dict[str, Any]:

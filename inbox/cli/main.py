@@ -262,6 +262,7 @@ def sync(app: AppContext, connector_name: str, since: Any) -> None:
 
 def _register_subcommands() -> None:
     from inbox.cli.conversations import conversations
+    from inbox.cli.desk import desk
     from inbox.cli.outbox import outbox
     from inbox.cli.raw import raw
     from inbox.cli.reply import answers_group
@@ -276,6 +277,7 @@ def _register_subcommands() -> None:
     main.add_command(status)
     main.add_command(answers_group)
     main.add_command(report)
+    main.add_command(desk)
 
 
 _register_subcommands()

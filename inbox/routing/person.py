@@ -4,6 +4,8 @@ assignee, a ping through the outbox)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,10 +13,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from inbox.routing.sla import pause, recheck
+from inbox.routing.tagging import add_tags, remove_tags
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter
 from inbox.store.models import Conversation, utcnow
-from rules.model import Agent, Assign, RuleSet
+from rules.model import PRIORITIES, Agent, Assign, RuleSet
+
+#: What a person may type as a tag: what a rules file's tags look like, in any script.
+TAG_NAME = re.compile(r"^[\w][\w./:-]{0,99}$")
 
 
 class NoSuchConversation(LookupError):
@@ -96,6 +102,46 @@ def locked_conversation(session: Session, conversation_id: int) -> Conversation:
     if conversation is None:
         raise NoSuchConversation(conversation_id)
     return conversation
+
+
+def set_priority_by_person(
+    session: Session, conversation_id: int, priority: str, *, person: str
+) -> bool:
+    """False when it had that priority already (nothing is written)."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority {priority!r}: give one of {', '.join(PRIORITIES)}")
+    conversation = locked_conversation(session, conversation_id)
+    if conversation.priority == priority:
+        return False
+    now = utcnow()
+    writer = RoutingWriter(session, now)
+    detail = {"from": conversation.priority, "to": priority, "matched": f"set by {person}"}
+    writer.event(conversation.id, "priority_set", f"person:{person}", detail)
+    conversation.priority = priority
+    conversation.updated_at = now
+    writer.flush()
+    return True
+
+
+def tag_by_person(
+    session: Session,
+    conversation_id: int,
+    *,
+    add: Collection[str] = (),
+    remove: Collection[str] = (),
+    person: str,
+) -> tuple[list[str], list[str]]:
+    """The tags added and removed (those it had, or lacked, already are left out)."""
+    for name in (*add, *remove):
+        if not TAG_NAME.match(name):
+            raise ValueError(f"tag {name!r}: letters, digits, '-', '_', '.', '/' or ':'")
+    conversation = locked_conversation(session, conversation_id)
+    writer = RoutingWriter(session, utcnow())
+    actor, why = f"person:{person}", f"by {person}"
+    added = add_tags(session, writer, conversation.id, list(add), actor=actor, matched=why)
+    removed = remove_tags(session, writer, conversation.id, list(remove), actor=actor, matched=why)
+    writer.flush()
+    return added, removed
 
 
 def close_by_person(

@@ -30,10 +30,11 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from inbox.routing.stored_facts import facts_of_message
+from inbox.routing.tagging import add_tags, remove_tags
 from inbox.routing.workload import StoredWorkload
 from inbox.routing.writer import RoutingWriter, notify_ping
-from inbox.store.models import Conversation, ConversationTag, Message, SlaTimer, Tag
-from inbox.store.sql import insert_ignore_many, least
+from inbox.store.models import Conversation, Message, SlaTimer
+from inbox.store.sql import least
 from rules.model import Actions, RuleSet, SlaPolicy
 
 #: Timers acted on in one transaction.
@@ -254,10 +255,14 @@ def breached_targets(conversation: Conversation, now: datetime) -> list[str]:
     return [target for target, due in conversation.unmet_sla().items() if due <= now]
 
 
+#: What `earliest_due` gives a conversation with no unmet target.
+NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def earliest_due() -> ColumnElement[Any]:
     """The soonest of a conversation's unmet due times, for ordering (NULLs last)."""
     c = Conversation
-    far = datetime(9999, 1, 1, tzinfo=UTC)
+    far = NEVER_DUE
     first = case((c.first_response_at.is_(None), c.first_response_due), else_=None)
     resolution = case((c.sla_paused_at.is_(None), c.resolution_due), else_=None)
     return least(
@@ -375,21 +380,8 @@ def _act(
     timer_id: int,
 ) -> None:
     """An escalation's actions, written as a rule's are (events naming the policy)."""
-    if then.tag:
-        insert_ignore_many(session, Tag, [{"name": name} for name in then.tag], ["name"])
-        ids = dict(session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(then.tag))).all())
-        rows = [{"conversation_id": conversation.id, "tag_id": ids[name]} for name in then.tag]
-        insert_ignore_many(session, ConversationTag, rows, ["conversation_id", "tag_id"])
-        for name in then.tag:
-            writer.event(conversation.id, "tag_added", actor, {"tag": name, "matched": why})
-    if then.untag:
-        removed = select(Tag.id).where(Tag.name.in_(then.untag))
-        session.execute(
-            delete(ConversationTag).where(
-                ConversationTag.conversation_id == conversation.id,
-                ConversationTag.tag_id.in_(removed),
-            )
-        )
+    add_tags(session, writer, conversation.id, then.tag, actor=actor, matched=why)
+    remove_tags(session, writer, conversation.id, then.untag, actor=actor, matched=why)
     if then.priority and then.priority != conversation.priority:
         detail = {"from": conversation.priority, "to": then.priority, "matched": why}
         conversation.priority = then.priority

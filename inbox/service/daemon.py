@@ -42,18 +42,21 @@ from connectors.base import (
     poll_seconds,
 )
 from inbox.config import ConfigError, Settings
+from inbox.desk.app import Desk
+from inbox.desk.sessions import Sessions, desk_secret
+from inbox.desk.users import Users
 from inbox.outbox.delivery_reports import DeliveryReports
 from inbox.outbox.notifier import Notifier
 from inbox.outbox.replies import ReplySender
 from inbox.pipeline.ingest import BatchResult, Fence, routed_pipeline
 from inbox.raw import Batch
-from inbox.secrets import Secret
+from inbox.secrets import Secret, SecretError
 from inbox.service.agent_replies import AgentReplies
 from inbox.service.health import pages
 from inbox.service.systemd_notify import SystemdNotifier
 from inbox.service.timers import Timers
 from inbox.service.view import ConnectorView, DaemonView, RulesView, SpoolView
-from inbox.service.web import WebServer
+from inbox.service.web import WebServer, WsgiApp
 from inbox.store.leases import LeaseLost, Leases, Standby, holder_name, one_off_holder
 from inbox.webhook import Handler
 from rules.holder import RulesInForce
@@ -426,9 +429,39 @@ class Daemon:
                 max_body_bytes=self.settings.web.max_body_bytes,
                 threads=self.settings.web.threads,
                 pages=pages(self.view),
+                mounts=self._desk(),
             ).start()
         except OSError as error:
             log.error("web_not_started", listen=self.settings.web.listen, error=str(error))
+
+    def _desk(self) -> dict[str, WsgiApp]:
+        """The web desk at /desk (it answers that it is off until a user exists)."""
+        desk_settings = self.settings.desk
+        if not desk_settings.enabled:
+            return {}
+        try:
+            secret = desk_secret(desk_settings.session_secret, self.settings.data_dir)
+        except (SecretError, OSError) as error:
+            log.error("desk_not_started", reason=f"no session secret: {error}")
+            return {}
+        desk = Desk(
+            desk_settings,
+            writers=self.wired.writers,
+            readers=self.wired.readers,
+            users=Users(self.settings.desk_users_file),
+            sessions=Sessions(secret, max_age_seconds=desk_settings.session_hours * 3600),
+            ruleset=self._ruleset,
+            answers=self.answers.current if self.answers is not None else None,
+            max_body_bytes=self.settings.web.max_body_bytes,
+            acted=self._desk_acted,
+        )
+        return {"/desk": desk}
+
+    def _desk_acted(self) -> None:
+        """A reply or assignment from the desk leaves now, not at the next pass."""
+        self.replies.wake()
+        if self.notifier is not None:
+            self.notifier.wake()
 
     def _pushed(self, state: _ConnectorState) -> None:
         """From a connector's watcher thread: it may have news (or its upstream is back after a

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import structlog
@@ -22,6 +22,8 @@ from waitress.server import create_server
 from inbox.webhook import Handler, WebRequest, WebResponse, text
 
 log = structlog.get_logger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 STATUS_TEXT = {
     200: "OK",
@@ -40,7 +42,7 @@ STATUS_TEXT = {
 
 class WebApp:
     """The WSGI application: exact paths to handlers; `routes` take POST (webhooks), `pages`
-    GET (health, metrics)."""
+    GET (health, metrics); `mounts` are whole WSGI applications under a prefix (the desk)."""
 
     def __init__(
         self,
@@ -48,12 +50,20 @@ class WebApp:
         *,
         max_body_bytes: int,
         pages: Mapping[str, Handler] | None = None,
+        mounts: Mapping[str, WsgiApp] | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.pages = dict(pages or {})
+        self.mounts = dict(mounts or {})
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO") or "/")
+        for prefix, app in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = str(environ.get("SCRIPT_NAME") or "") + prefix
+                environ["PATH_INFO"] = path[len(prefix) :] or "/"
+                return app(environ, start_response)
         response = self.respond(environ)
         headers = [("Content-Type", response.content_type), *response.headers.items()]
         headers.append(("Content-Length", str(len(response.body))))
@@ -120,8 +130,9 @@ class WebServer:
         max_body_bytes: int = 1024 * 1024,
         threads: int = 4,
         pages: Mapping[str, Handler] | None = None,
+        mounts: Mapping[str, WsgiApp] | None = None,
     ) -> None:
-        self.app = WebApp(routes, max_body_bytes=max_body_bytes, pages=pages)
+        self.app = WebApp(routes, max_body_bytes=max_body_bytes, pages=pages, mounts=mounts)
         self._server: Any = cast(
             Any,
             create_server(
@@ -145,7 +156,8 @@ class WebServer:
     def start(self) -> WebServer:
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._thread.start()
-        log.info("web_listening", url=self.url, paths=sorted({*self.app.routes, *self.app.pages}))
+        paths = sorted({*self.app.routes, *self.app.pages, *self.app.mounts})
+        log.info("web_listening", url=self.url, paths=paths)
         return self
 
     def _serve(self) -> None:
