@@ -152,11 +152,37 @@ def test_no_page_and_no_action_without_login(desked: Desked) -> None:
         response = desked.client.get(path)
         assert response.status_code == 303, path
         assert response.headers["Location"].startswith("/desk/login?next="), path
+    asked = desked.client.get(f"/desk/c/{conversation.id}?full=1")
+    form = desked.client.get(asked.headers["Location"])
+    done = desked.client.post(
+        "/desk/login",
+        data={
+            "name": "aino",
+            "password": PASSWORD,
+            "csrf": csrf_of(form),
+            "next": re.search(r'name="next" value="([^"]+)"', form.get_data(as_text=True)).group(1),  # type: ignore[union-attr]
+        },
+    )
+    assert done.headers["Location"] == f"/desk/c/{conversation.id}?full=1"  # back where asked
+    desked.client.post("/desk/logout", data={"csrf": desked.csrf()})
+    assert desked.client.get("/desk/").status_code == 303
     polled = desked.client.get("/desk/queue/rows", headers={"HX-Request": "true"})
     assert polled.status_code == 401 and polled.headers["HX-Redirect"].startswith("/desk/login")
     posted = desked.client.post(f"/desk/c/{conversation.id}/close", data={"csrf": "x"})
     assert posted.status_code == 303
     assert not events(desked.store, conversation.id, "closed")
+
+
+@BACKENDS
+def test_htmx_and_the_style_sheet_are_served_to_the_login_page(desked: Desked) -> None:
+    login = desked.client.get("/desk/login").get_data(as_text=True)
+    assert 'src="/desk/static/htmx.min.js"' in login
+    script = desked.client.get("/desk/static/htmx.min.js")
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
+    assert b"htmx" in script.data[:2000]
+    assert desked.client.get("/desk/static/desk.css").mimetype == "text/css"
+    assert desked.client.get("/desk/static/..%2Fapp.py").status_code == 404
+    assert desked.client.get("/desk/static/app.py").status_code == 404
 
 
 @BACKENDS

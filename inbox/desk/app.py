@@ -150,7 +150,7 @@ class Desk:
         try:
             endpoint, values = adapter.match()
             if endpoint == "static":
-                return self._static(values["name"])
+                return self._static(request, values["name"])
             if endpoint == "login":
                 return self._login(request)
             if request.method == "POST":
@@ -223,7 +223,8 @@ class Desk:
             raise Forbidden("a form from another site")
 
     def _to_login(self, request: Request) -> Response:
-        target = self._url(f"/login?{urlencode({'next': request.full_path.rstrip('?')})}")
+        asked = request.script_root + request.full_path.rstrip("?")
+        target = self._url(f"/login?{urlencode({'next': asked})}")
         if request.headers.get("HX-Request"):
             return Response("", 401, headers={"HX-Redirect": target})
         if self.settings.auth == "proxy":
@@ -392,11 +393,14 @@ class Desk:
             name = attachment.filename or f"attachment-{attachment_id}"
             return _download(blob.data, name, attachment.content_type)
 
-    def _static(self, name: str) -> Response:
+    def _static(self, request: Request, name: str) -> Response:
+        """htmx and the style sheet, the only files served without a login (the login page
+        uses them)."""
         if name not in {"htmx.min.js", "desk.css"}:
             raise NotFound(name)
-        response = send_file(STATIC / name, environ={}, max_age=3600)
+        response = send_file(STATIC / name, request.environ, max_age=3600)
         response.direct_passthrough = False
+        response.headers["Cache-Control"] = "public, max-age=3600"
         return response
 
     # -- rendering ---------------------------------------------------------------------------
