@@ -22,9 +22,10 @@ from rules.loader import load_rules
 log = structlog.get_logger(__name__)
 
 
-def compile_file(path: Path) -> CompiledRules:
-    """Load and compile; RulesInvalid (every problem) if the file cannot be used."""
-    ruleset = load_rules(path)
+def compile_file(path: Path, *, text: str | None = None) -> CompiledRules:
+    """Load and compile; RulesInvalid (every problem) if the file cannot be used. `text`: see
+    `load_rules`."""
+    ruleset = load_rules(path, text=text)
     try:
         return CompiledRules(ruleset)
     except RuntimeError as error:  # RE2 refusing a set of regexes: a limit, not a typo

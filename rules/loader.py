@@ -66,7 +66,7 @@ from rules.model import (
     SlaPolicy,
     Team,
 )
-from rules.source import Document, Path_, dotted, read_document
+from rules.source import Document, Path_, dotted, parse_document, read_document
 
 TOP_KEYS = ("timezone", "include", "tags", "calendars", "agents", "teams", "rules", "sla")
 SLA_KEYS = ("name", "when", "calendar", *SLA_TARGETS, "escalate", "description")
@@ -113,15 +113,17 @@ LANGUAGES = sorted(supported_codes())
 MAX_INCLUDES = 100
 
 
-def load_rules(path: Path | str) -> RuleSet:
-    """Raises RulesInvalid with every problem found, in file order."""
-    documents, globs = _read_with_includes(Path(path))
+def load_rules(path: Path | str, *, text: str | None = None) -> RuleSet:
+    """Raises RulesInvalid with every problem found, in file order. `text`: the main file's
+    content as given (a candidate pasted in the web desk), read as if it were at `path`, so
+    that its includes are found beside the real one."""
+    documents, globs = _read_with_includes(Path(path), text)
     ruleset = _Builder(documents).build()
     ruleset.watch_globs = tuple(globs)
     return ruleset
 
 
-def _read_with_includes(main: Path) -> tuple[list[Document], list[str]]:
+def _read_with_includes(main: Path, text: str | None) -> tuple[list[Document], list[str]]:
     """The documents, and the include globs (a new file matching one is a change too)."""
     documents: list[Document] = []
     globs: list[str] = []
@@ -134,7 +136,11 @@ def _read_with_includes(main: Path) -> tuple[list[Document], list[str]]:
             return  # included twice or in a cycle: its definitions count once
         seen.add(resolved)
         try:
-            document = read_document(path, shown)
+            if text is not None and path is main:
+                document = parse_document(text, shown)
+                document.source = str(path)
+            else:
+                document = read_document(path, shown)
         except RulesInvalid as invalid:
             problems.extend(invalid.problems)
             return

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from inbox.cli.context import AppContext, pass_app
-from inbox.routing.stored_facts import Contexts, facts_of_message
+from inbox.routing.stored_facts import facts_of_message
 from inbox.store.models import Conversation, Message, utcnow
 
 if TYPE_CHECKING:  # the engine is imported by the commands that run it, not by every `inbox`
@@ -138,48 +137,41 @@ def replay(app: AppContext, file: Path, since: str, against: Path | None, sample
         window = parse_duration(since)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since") from None
-    now = utcnow()
-    changes: Counter[str] = Counter()
-    shown: list[str] = []
-    total = 0
-    contexts: Contexts = {}
-    with _store(app) as session:
-        ids = session.scalars(
-            select(Message.id).where(Message.received_at >= now - window).order_by(Message.id)
-        ).all()
-        with Progress(
+    from inbox.routing.replay import replay_history
+
+    with (
+        _store(app) as session,
+        Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             console=stderr_console(),
-        ) as progress:
-            task = progress.add_task("replaying", total=len(ids))
-            for message_ids in _chunks(list(ids), 200):
-                for message in _messages(session, message_ids):
-                    facts = facts_of_message(session, message, now, contexts)
-                    after = _outcome(candidate.evaluate(facts))
-                    before = _outcome(current.evaluate(facts)) if current else _NO_OUTCOME
-                    total += 1
-                    differences = _differences(before, after)
-                    for difference in differences:
-                        changes[difference] += 1
-                    if differences and len(shown) < sample:
-                        shown.append(
-                            f"  message {message.id} (conversation {message.conversation_id}, "
-                            f"{message.subject[:50]!r}): " + "; ".join(differences)
-                        )
-                    progress.advance(task)
-                session.expunge_all()
+        ) as progress,
+    ):
+        task = progress.add_task("replaying", total=None)
+        replayed = replay_history(
+            session,
+            candidate,
+            current,
+            since=window,
+            now=utcnow(),
+            sample=sample,
+            started=lambda total: progress.update(task, total=total),
+            advanced=lambda: progress.advance(task),
+        )
     against_name = str(current_path) if current else "no rules"
-    click.echo(f"{total} messages since {since}: {file} against {against_name}")
-    if not changes:
+    click.echo(f"{replayed.total} messages since {since}: {file} against {against_name}")
+    if not replayed.changes:
         click.echo("no differences")
         return
-    for difference, count in changes.most_common():
+    for difference, count in replayed.changes.most_common():
         click.echo(f"  {count:>6}  {difference}")
     click.echo("sample:")
-    for line in shown:
-        click.echo(line)
+    for message_id, conversation_id, subject, changed in replayed.shown:
+        click.echo(
+            f"  message {message_id} (conversation {conversation_id}, {subject[:50]!r}): "
+            + "; ".join(changed)
+        )
 
 
 # -- facts ------------------------------------------------------------------------------------
@@ -235,22 +227,6 @@ def _stored_facts(
     return conversation, facts_of_message(session, message, now)
 
 
-def _messages(session: Session, ids: list[int]) -> list[Message]:
-    return list(
-        session.scalars(
-            select(Message)
-            .where(Message.id.in_(ids))
-            .order_by(Message.id)
-            .options(selectinload(Message.attachments), selectinload(Message.conversation))
-        )
-    )
-
-
-def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 # -- printing ---------------------------------------------------------------------------------
 
 
@@ -263,12 +239,11 @@ def _print_trace(evaluation: Evaluation) -> None:
         f"at {facts.now:%Y-%m-%d %H:%M} UTC"
     )
     click.echo("")
-    for result in evaluation.results:
-        rule = result.rule
-        mark = "✓" if result.verdict.matched else ("·" if not result.evaluated else "✗")
-        stop = " (stop)" if rule.stop and result.verdict.matched else ""
-        click.echo(f"{mark} {rule.name}{stop}  [{rule.mark}]")
-        click.echo(f"    {result.verdict.why}")
+    from rules.outcome import trace_lines
+
+    for mark, rule, why in trace_lines(evaluation):
+        click.echo(f"{mark} {rule}")
+        click.echo(f"    {why}")
 
 
 def _print_outcome(
@@ -283,26 +258,12 @@ def _print_outcome(
     if decisions.empty():
         click.echo("  nothing: no rule matched")
         return
-    for tag, rule in decisions.tags.items():
-        click.echo(f"  tag {tag}  (rule {rule})")
-    for tag, rule in decisions.untags.items():
-        click.echo(f"  untag {tag}  (rule {rule})")
-    for tag, rule in decisions.contact_tags.items():
-        click.echo(f"  tag contact {tag}  (rule {rule})")
-    if decisions.priority:
-        click.echo(f"  priority {decisions.priority.value}  (rule {decisions.priority.rule})")
-    if decisions.status:
-        click.echo(f"  status {decisions.status.value}  (rule {decisions.status.rule})")
-    if decisions.assign:
-        assign, rule = decisions.assign
-        choice = _choice(app, compiled, evaluation, conversation)
-        click.echo(f"  assign to {assign.describe()}  (rule {rule}){choice}")
-    for notify, rule in decisions.notify.values():
-        click.echo(f"  notify {notify.target()}  (rule {rule})")
-    for name, found in decisions.extracted.items():
-        click.echo(f"  {name} = {found.value}  (rule {found.rule})")
-    for what, value, rule, replaced_by in decisions.overridden:
-        click.echo(f"  ({what} {value} from rule {rule} was overridden by rule {replaced_by})")
+    from rules.outcome import outcome_lines
+
+    for line in outcome_lines(evaluation):
+        click.echo(f"  {line}")
+        if line.startswith("assign to "):
+            click.echo(_choice(app, compiled, evaluation, conversation).removeprefix("\n"))
 
 
 def _choice(
@@ -351,37 +312,6 @@ def _choice(
 
 
 # -- replay -----------------------------------------------------------------------------------
-
-_NO_OUTCOME: dict[str, str] = {}
-
-
-def _outcome(evaluation: Evaluation) -> dict[str, str]:
-    decisions = evaluation.decisions
-    outcome = {f"tag {tag}": "yes" for tag in decisions.tags}
-    outcome.update({f"untag {tag}": "yes" for tag in decisions.untags})
-    outcome.update({f"contact tag {tag}": "yes" for tag in decisions.contact_tags})
-    outcome.update({f"notify {target}": "yes" for target in decisions.notify})
-    outcome.update({name: found.value for name, found in decisions.extracted.items()})
-    if decisions.priority:
-        outcome["priority"] = decisions.priority.value
-    if decisions.status:
-        outcome["status"] = decisions.status.value
-    if decisions.assign:
-        outcome["assignment"] = decisions.assign[0].describe()
-    return outcome
-
-
-def _differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    found = []
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        if old == "yes" or new == "yes":
-            found.append(("+" if new else "-") + key)
-        else:
-            found.append(f"{key}: {old or '(none)'} -> {new or '(none)'}")
-    return found
 
 
 @contextmanager
