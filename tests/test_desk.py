@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from werkzeug.test import Client, TestResponse
 
 from inbox.cli import main
@@ -96,6 +96,7 @@ def make_desk(
         sessions=Sessions("a test secret", max_age_seconds=3600),
         ruleset=lambda: rules.current.ruleset,
         answers=rules.answers.current,
+        rules=rules,
     )
     app = WebApp({}, max_body_bytes=1024 * 1024, mounts={"/desk": desk})
     return desk, Client(app)
@@ -560,6 +561,68 @@ def test_assign_unassign_priority_tags_snooze_close(desked: Desked) -> None:
     assert [key for key in pings if ":person:" in key] == [
         f"assign:{conversation.id}:person:{history_ids[1]}"
     ]
+
+
+# -- the rules page --------------------------------------------------------------------------
+
+
+@BACKENDS
+def test_an_agent_sees_the_rules_and_tries_a_message_without_storing_it(desked: Desked) -> None:
+    desked.login()
+    page = desked.client.get("/desk/rules").get_data(as_text=True)
+    assert "invoices-to-billing" in page and "everything-else" in page
+    assert "<strong>billing</strong> (round_robin): layla" in page
+    assert "then: {assign: {team: billing}, tag: invoice}" in page  # the file, as text
+    assert "Check a candidate" not in page  # an admin's
+    tried = desked.client.post(
+        "/desk/rules/test",
+        data={
+            "csrf": desked.csrf("/desk/rules"),
+            "from": "Aino <aino@example.fi>",
+            "subject": "Lasku <b>väärin</b>",
+            "body": "Hei, laskussa on virhe.",
+        },
+    )
+    html = tried.get_data(as_text=True)
+    assert tried.status_code == 200
+    assert '<span class="mark">✓</span> invoices-to-billing (stop)' in html
+    assert '<span class="mark">·</span> everything-else' in html  # not looked at: stopped
+    assert "<li>tag invoice  (rule invoices-to-billing)</li>" in html
+    assert "subject &#39;Lasku &lt;b&gt;väärin&lt;/b&gt;&#39;" in html
+    with desked.store.readers() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@BACKENDS
+def test_an_admin_checks_and_replays_a_candidate_and_nothing_changes(desked: Desked) -> None:
+    desked.mail(subject="Teltta rikki", body="Teltta on rikki.\n")
+    desked.mail(subject="lasku", body="Missä lasku?\n")
+    desked.login()
+    refused = desked.client.post(
+        "/desk/rules/check", data={"csrf": desked.csrf("/desk/rules"), "candidate": RULES}
+    )
+    assert refused.status_code == 403  # aino is an agent
+    desked.client.post("/desk/logout", data={"csrf": desked.csrf()})
+    desked.login("boss")
+    token = desked.csrf("/desk/rules")
+    broken = desked.client.post(
+        "/desk/rules/check",
+        data={"csrf": token, "candidate": RULES.replace("assign: {team: support}", "asign: 1")},
+    )
+    assert "asign" in broken.get_data(as_text=True)
+    assert 'class="problem"' in broken.get_data(as_text=True)
+    candidate = RULES.replace(
+        "then: {assign: {team: support}}", "then: {assign: {team: support}, tag: tents}"
+    )
+    replayed = desked.client.post(
+        "/desk/rules/check",
+        data={"csrf": token, "candidate": candidate, "replay": "1", "since": "3650d"},
+    ).get_data(as_text=True)
+    assert "OK: 2 rules, 2 teams, 3 agents" in replayed
+    assert "Replayed over 2 messages" in replayed
+    assert '<td>1</td><td class="change">+tag tents</td>' in replayed
+    assert desked.rules.path.read_text(encoding="utf-8") == RULES
+    assert desked.rules.current.ruleset.rules[1].then.tag == ()
 
 
 def test_inbox_desk_passwd_writes_a_private_file_of_hashes(tmp_path: Path) -> None:

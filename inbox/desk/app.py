@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -31,10 +31,13 @@ from inbox.config import DeskSettings
 from inbox.desk.actions import ACTIONS, ActionRefused
 from inbox.desk.history import conversation_view
 from inbox.desk.queue import CHANNELS, SLA_STATES, SORTS, STATUSES, QueueFilter, queue_page
+from inbox.desk.rules_page import check_candidate, rules_text, try_message
 from inbox.desk.sessions import COOKIE, DeskSession, Sessions
 from inbox.desk.users import User, Users
+from inbox.normalize.email import DEFAULT_LANGUAGES
 from inbox.store.db import transaction
 from inbox.store.models import Attachment, Blob, RawRecord, utcnow
+from rules.holder import RulesInForce
 from rules.model import PRIORITIES, RuleSet
 
 log = structlog.get_logger(__name__)
@@ -82,8 +85,12 @@ class Desk:
         max_body_bytes: int = 1024 * 1024,
         prefix: str = "/desk",
         acted: Callable[[], None] = lambda: None,
+        rules: RulesInForce | None = None,
+        languages: Sequence[str] = DEFAULT_LANGUAGES,
     ) -> None:
         self.acted = acted
+        self.rules = rules
+        self.languages = list(languages)
         self.settings = settings
         self.prefix = prefix
         self.writers = writers
@@ -114,6 +121,9 @@ class Desk:
                 Rule("/c/<int:conversation_id>/<action>", endpoint="act", methods=["POST"]),
                 Rule("/raw/<int:message_id>", endpoint="raw", methods=["GET"]),
                 Rule("/attachments/<int:attachment_id>", endpoint="attachment", methods=["GET"]),
+                Rule("/rules", endpoint="rules", methods=["GET"]),
+                Rule("/rules/test", endpoint="rules_test", methods=["POST"]),
+                Rule("/rules/check", endpoint="rules_check", methods=["POST"]),
                 Rule("/static/<name>", endpoint="static", methods=["GET"]),
             ],
             strict_slashes=False,
@@ -392,6 +402,59 @@ class Desk:
                 raise NotFound(f"no attachment {attachment_id}")
             name = attachment.filename or f"attachment-{attachment_id}"
             return _download(blob.data, name, attachment.content_type)
+
+    def _rules(
+        self,
+        request: Request,
+        viewer: Viewer,
+        *,
+        tried: Any = None,
+        checked: Any = None,
+        candidate: str = "",
+    ) -> Response:
+        if self.rules is None:
+            raise NotFound("no rules file is configured (rules_file in the config)")
+        compiled = self.rules.current
+        return self._page(
+            "rules.html",
+            viewer,
+            title="Rules",
+            path=str(self.rules.path),
+            version=compiled.version,
+            ruleset=compiled.ruleset,
+            text=rules_text(self.rules),
+            reloads=(self.rules.reloads, self.rules.failed_reloads),
+            tried=tried,
+            checked=checked,
+            candidate=candidate,
+            form=request.form,
+        )
+
+    def _rules_test(self, request: Request, viewer: Viewer) -> Response:
+        """Any agent may try a message: it changes nothing."""
+        if self.rules is None:
+            raise NotFound("no rules file is configured")
+        tried = try_message(self.rules.current, request.form, utcnow(), self.languages)
+        return self._rules(request, viewer, tried=tried)
+
+    def _rules_check(self, request: Request, viewer: Viewer) -> Response:
+        """An admin's candidate: checked, and replayed over history when asked."""
+        if not viewer.user.admin:
+            raise Forbidden("checking and replaying a candidate is for admins")
+        if self.rules is None:
+            raise NotFound("no rules file is configured")
+        text = request.form.get("candidate", "")
+        since = request.form.get("since", "7d").strip() or "7d"
+        with self.readers() as session:
+            checked = check_candidate(
+                session if request.form.get("replay") else None,
+                self.rules,
+                text,
+                since=since,
+                now=utcnow(),
+            )
+            log.info("desk_rules_checked", user=viewer.user.name, problems=len(checked.problems))
+            return self._rules(request, viewer, checked=checked, candidate=text)
 
     def _static(self, request: Request, name: str) -> Response:
         """htmx and the style sheet, the only files served without a login (the login page

@@ -454,6 +454,8 @@ class Daemon:
             answers=self.answers.current if self.answers is not None else None,
             max_body_bytes=self.settings.web.max_body_bytes,
             acted=self._desk_acted,
+            rules=self.rules,
+            languages=self.settings.ingest.languages,
         )
         return {"/desk": desk}
 
