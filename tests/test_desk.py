@@ -24,7 +24,7 @@ from inbox.desk.app import LOCKOUT_FAILURES, Desk
 from inbox.desk.sessions import Sessions
 from inbox.desk.users import Users, remove_user, set_password
 from inbox.service.web import WebApp
-from inbox.store.models import Conversation, Event, Message, OutboxItem, utcnow
+from inbox.store.models import Contact, Conversation, Event, Identity, Message, OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
 from tests.helpers import Clock, arrive
@@ -623,6 +623,67 @@ def test_an_admin_checks_and_replays_a_candidate_and_nothing_changes(desked: Des
     assert '<td>1</td><td class="change">+tag tents</td>' in replayed
     assert desked.rules.path.read_text(encoding="utf-8") == RULES
     assert desked.rules.current.ruleset.rules[1].then.tag == ()
+
+
+# -- contacts --------------------------------------------------------------------------------
+
+
+@BACKENDS
+def test_contacts_are_found_merged_and_split_with_an_audit(desked: Desked) -> None:
+    first = desked.mail(sender="Aino Virtanen <aino@example.fi>", subject="Teltta")
+    second = desked.mail(
+        sender='"Aino <script>x</script>" <aino.work@firma.example>', subject="Kenkä"
+    )
+    assert first.contact_id and second.contact_id and first.contact_id != second.contact_id
+    keep, merged = first.contact_id, second.contact_id
+    opted_out = utcnow() - timedelta(days=3)
+    with desked.store.writers.begin() as session:
+        session.execute(
+            update(Contact).where(Contact.id == merged).values(sms_opted_out_at=opted_out)
+        )
+    desked.login()
+    found = desked.client.get("/desk/contacts?q=AINO").get_data(as_text=True)
+    assert set(map(int, re.findall(r'data-contact="(\d+)"', found))) == {keep, merged}
+    assert "&lt;script&gt;x&lt;/script&gt;" in found and "<script>x" not in found
+    by_domain = desked.client.get("/desk/contacts?q=firma.example").get_data(as_text=True)
+    assert re.findall(r'data-contact="(\d+)"', by_domain) == [str(merged)]
+
+    token = desked.csrf(f"/desk/contacts/{keep}")
+    itself = desked.client.post(
+        f"/desk/contacts/{keep}/merge", data={"csrf": token, "other": str(keep)}
+    )
+    assert "merged+into+itself" in itself.headers["Location"]
+    done = desked.client.post(
+        f"/desk/contacts/{keep}/merge", data={"csrf": token, "other": f"#{merged}"}
+    )
+    assert "1+addresses%2C+1+conversations" in done.headers["Location"]
+    page = desked.client.get(f"/desk/contacts/{keep}").get_data(as_text=True)
+    assert "aino.work@firma.example" in page and "Kenkä" in page and "Teltta" in page
+    assert "contact merged by aino" in page
+    assert "Texted STOP" in page  # the merged contact's opt-out holds
+    assert desked.client.get(f"/desk/contacts/{merged}").status_code == 404
+    history = desked.client.get(f"/desk/c/{second.id}").get_data(as_text=True)
+    assert "contact merged by aino" in history
+
+    with desked.store.readers() as session:
+        work = session.scalars(
+            select(Identity).where(Identity.address == "aino.work@firma.example")
+        ).one()
+    split = desked.client.post(
+        f"/desk/contacts/{keep}/split", data={"csrf": token, "identity": str(work.id)}
+    )
+    new_contact = int(re.search(r"/contacts/(\d+)", split.headers["Location"]).group(1))  # type: ignore[union-attr]
+    with desked.store.readers() as session:
+        assert session.get(Conversation, second.id).contact_id == new_contact  # type: ignore[union-attr]
+        assert session.get(Conversation, first.id).contact_id == keep  # type: ignore[union-attr]
+        audited = session.scalars(
+            select(Event.kind).where(Event.conversation_id.is_(None)).order_by(Event.id)
+        ).all()
+    assert list(audited) == ["contact_merged", "contact_split"]
+    last = desked.client.post(
+        f"/desk/contacts/{new_contact}/split", data={"csrf": token, "identity": str(work.id)}
+    )
+    assert "only+address" in last.headers["Location"]
 
 
 def test_inbox_desk_passwd_writes_a_private_file_of_hashes(tmp_path: Path) -> None:

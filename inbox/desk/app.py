@@ -29,12 +29,14 @@ from werkzeug.wrappers import Request, Response
 
 from inbox.config import DeskSettings
 from inbox.desk.actions import ACTIONS, ActionRefused
+from inbox.desk.contacts_page import contact_view, find_contacts
 from inbox.desk.history import conversation_view
 from inbox.desk.queue import CHANNELS, SLA_STATES, SORTS, STATUSES, QueueFilter, queue_page
 from inbox.desk.rules_page import check_candidate, rules_text, try_message
 from inbox.desk.sessions import COOKIE, DeskSession, Sessions
 from inbox.desk.users import User, Users
 from inbox.normalize.email import DEFAULT_LANGUAGES
+from inbox.routing.contacts import CannotChangeContact, merge_contacts, split_identity
 from inbox.store.db import transaction
 from inbox.store.models import Attachment, Blob, RawRecord, utcnow
 from rules.holder import RulesInForce
@@ -124,6 +126,13 @@ class Desk:
                 Rule("/rules", endpoint="rules", methods=["GET"]),
                 Rule("/rules/test", endpoint="rules_test", methods=["POST"]),
                 Rule("/rules/check", endpoint="rules_check", methods=["POST"]),
+                Rule("/contacts", endpoint="contacts", methods=["GET"]),
+                Rule("/contacts/<int:contact_id>", endpoint="contact", methods=["GET"]),
+                Rule(
+                    "/contacts/<int:contact_id>/<change>",
+                    endpoint="contact_change",
+                    methods=["POST"],
+                ),
                 Rule("/static/<name>", endpoint="static", methods=["GET"]),
             ],
             strict_slashes=False,
@@ -456,6 +465,57 @@ class Desk:
             log.info("desk_rules_checked", user=viewer.user.name, problems=len(checked.problems))
             return self._rules(request, viewer, checked=checked, candidate=text)
 
+    def _contacts(self, request: Request, viewer: Viewer) -> Response:
+        text = request.args.get("q", "")
+        with self.readers() as session:
+            found = find_contacts(session, text)
+            html = self._render("contacts.html", viewer, title="Contacts", q=text, found=found)
+        return Response(html, mimetype="text/html")
+
+    def _contact(self, request: Request, viewer: Viewer, contact_id: int) -> Response:
+        with self.readers() as session:
+            view = contact_view(session, contact_id)
+            if view is None:
+                raise NotFound(f"no contact {contact_id}")
+            html = self._render(
+                "contact.html",
+                viewer,
+                title=view.contact.name or f"Contact {contact_id}",
+                view=view,
+                notice=request.args.get("done", "")[:300],
+                problem=request.args.get("problem", "")[:300],
+            )
+        return Response(html, mimetype="text/html")
+
+    def _contact_change(
+        self, request: Request, viewer: Viewer, contact_id: int, change: str
+    ) -> Response:
+        """Merge another contact into this one, or split an address off; audited."""
+        target = self._url(f"/contacts/{contact_id}")
+        try:
+            with transaction(self.writers) as session:
+                if change == "merge":
+                    other = _number(request.form.get("other", ""))
+                    done = merge_contacts(session, contact_id, other, person=viewer.user.name)
+                    said = (
+                        f"Contact {other} merged: {done.identities} addresses, "
+                        f"{done.conversations} conversations."
+                    )
+                elif change == "split":
+                    identity = _number(request.form.get("identity", ""))
+                    done = split_identity(session, identity, person=viewer.user.name)
+                    target = self._url(f"/contacts/{done.contact_id}")
+                    said = (
+                        f"Split off as contact {done.contact_id}, "
+                        f"{done.conversations} conversations."
+                    )
+                else:
+                    raise NotFound(f"no change {change}")
+        except CannotChangeContact as refused:
+            return _see(f"{target}?{urlencode({'problem': str(refused)})}")
+        log.info("desk_contact_changed", change=change, contact=contact_id, user=viewer.user.name)
+        return _see(f"{target}?{urlencode({'done': said})}")
+
     def _static(self, request: Request, name: str) -> Response:
         """htmx and the style sheet, the only files served without a login (the login page
         uses them)."""
@@ -499,6 +559,13 @@ class Desk:
             "error.html", None, title=error.name, code=error.code, message=error.description
         )
         return Response(html, error.code or 500, mimetype="text/html")
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text.strip().lstrip("#"))
+    except ValueError:
+        raise CannotChangeContact(f"{text[:40]!r} is not a contact's or address's number") from None
 
 
 def _see(location: str) -> Response:
