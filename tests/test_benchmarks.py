@@ -66,6 +66,10 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
             "PostgreSQL: burst of 50 due at once",
         ],
     ),
+    "web.py": (
+        ["--conversations", "300", "--requests", "2", "--postgres", POSTGRES_URL],
+        ["PostgreSQL: 300 conversations written", "queue pages over 300 conversations, all:"],
+    ),
     "sms.py": (
         ["--messages", "30", "--duplicates", "5", "--clients", "2"],
         ["stored 30 of 30: each once"],

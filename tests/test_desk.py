@@ -10,6 +10,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from inbox.service.web import WebApp
 from inbox.store.models import Contact, Conversation, Event, Identity, Message, OutboxItem, utcnow
 from rules.holder import RulesInForce
 from tests.conftest import BACKENDS, Store
-from tests.helpers import Clock, arrive
+from tests.helpers import Clock, arrive, conversation_of, ingest, make_pipeline, raw
 
 RULES = """\
 timezone: Europe/Helsinki
@@ -215,6 +216,15 @@ def test_repeated_failures_lock_the_name_out_even_for_the_right_password(
 
 
 @BACKENDS
+def test_an_agent_taken_out_of_the_rules_file_cannot_log_in(desked: Desked) -> None:
+    set_password(desked.users_file, "mallory", "agent", PASSWORD)
+    refused = desked.login("mallory")
+    assert refused.status_code == 401
+    assert "mallory is no agent of the rules file" in refused.get_data(as_text=True)
+    assert desked.login("boss").status_code == 303  # an admin need not be an agent
+
+
+@BACKENDS
 def test_after_login_only_a_local_page_is_next(desked: Desked) -> None:
     form = desked.client.get("/desk/login")
     response = desked.client.post(
@@ -311,6 +321,16 @@ def test_a_trusted_proxy_names_the_user_and_nobody_else_may(
     )
     assert spoofed.status_code == 403
     assert client.get("/desk/", environ_base=trusted).status_code == 403
+    # Its forms work with the token the page gave, and not without it.
+    conversation = arrive(store, rules, Clock(), message_id="proxied@example.fi")
+    esko = {"X-Remote-User": "esko"}
+    page = client.get(f"/desk/c/{conversation.id}", headers=esko, environ_base=trusted)
+    path = f"/desk/c/{conversation.id}/priority"
+    form = {"csrf": csrf_of(page), "priority": "urgent"}
+    assert client.post(path, data=form, headers=esko, environ_base=trusted).status_code == 303
+    mallory = {"X-Remote-User": "aino"}  # another agent's page token is not esko's
+    assert client.post(path, data=form, headers=mallory, environ_base=trusted).status_code == 403
+    assert [e.actor for e in events(store, conversation.id, "priority_set")] == ["person:esko"]
 
 
 # -- what the pages show ---------------------------------------------------------------------
@@ -379,6 +399,35 @@ def test_the_history_says_why_and_the_original_is_a_download(desked: Desked) -> 
     assert "sandbox" in raw.headers["Content-Security-Policy"]
     assert b"Subject: lasku puuttuu" in raw.data
     assert desked.client.get("/desk/raw/999999").status_code == 404
+
+
+@BACKENDS
+def test_an_attachment_downloads_as_it_came_and_never_renders(desked: Desked) -> None:
+    message = EmailMessage()
+    message["From"] = "Aino <aino@example.fi>"
+    message["To"] = "support@northwind.example"
+    message["Subject"] = "Kuitti liitteenä"
+    message["Message-ID"] = "<with-attachment@example.fi>"
+    message.set_content("Kuitti liitteenä.\n")
+    hostile = b"<html><script>alert(1)</script></html>"
+    message.add_attachment(hostile, maintype="text", subtype="html", filename="kuitti ä.html")
+    pipeline = make_pipeline(desked.store, clock=desked.clock, rules=desked.rules)
+    try:
+        ingest(pipeline, raw(message.as_bytes(), received_at=desked.clock.now))
+    finally:
+        pipeline.close()
+    conversation = conversation_of(desked.store, "with-attachment@example.fi")
+    desked.login()
+    page = desked.client.get(f"/desk/c/{conversation.id}").get_data(as_text=True)
+    link = re.search(r'href="(/desk/attachments/\d+)"', page)
+    assert link and "kuitti ä.html" in page
+    download = desked.client.get(link.group(1))
+    assert download.status_code == 200 and download.data == hostile
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    assert "kuitti" in download.headers["Content-Disposition"]
+    assert download.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert desked.client.get("/desk/attachments/999999").status_code == 404
 
 
 # -- the queue -------------------------------------------------------------------------------

@@ -195,20 +195,22 @@ class Desk:
     # -- who is asking -----------------------------------------------------------------------
 
     def _viewer(self, request: Request) -> Viewer | None:
-        session = self.sessions.read(request.cookies.get(COOKIE))
         if self.settings.auth == "proxy":
             user = self._proxied_user(request)
             if user is None:
                 return None
-            if session is None or session.user != user.name:
-                session, _ = self.sessions.open(user.name, "proxy")
-                request.environ["inbox.desk.new_session"] = session
+            # The proxy keeps the session; the CSRF token is keyed by the name (and our secret).
+            session = DeskSession(user.name, f"proxy:{user.name}", "proxy")
         else:
-            if session is None:
+            read = self.sessions.read(request.cookies.get(COOKIE))
+            if read is None:
                 return None
+            session = read
             user = self.users.get(session.user)
             if user is None or user.fingerprint != session.fingerprint:
                 return None  # removed, or the password changed since
+            if self._not_an_agent(user):
+                return None  # taken out of the rules file since
         return Viewer(user, session, self.sessions.csrf_token(session), self._zone_of(user.name))
 
     def _proxied_user(self, request: Request) -> User | None:
@@ -228,6 +230,11 @@ class Desk:
             return User(name, "agent")
         log.warning("desk_proxy_user_unknown", user=name)
         raise Forbidden(f"{name} is no agent of the rules file and no desk user")
+
+    def _not_an_agent(self, user: User) -> bool:
+        """Agents log in as the rules file names them; an admin need not be one (a lead)."""
+        ruleset = self.ruleset()
+        return not user.admin and ruleset is not None and user.name not in ruleset.agents
 
     def _zone_of(self, name: str) -> tzinfo:
         ruleset = self.ruleset()
@@ -268,7 +275,10 @@ class Desk:
                 problem = "Too many failed attempts: wait a minute and try again."
             else:
                 user = self.users.verify(name, request.form.get("password", ""))
-                if user is not None:
+                if user is not None and self._not_an_agent(user):
+                    log.warning("desk_login_refused", user=name, reason="no agent of the rules")
+                    problem = f"{name} is no agent of the rules file: ask an admin."
+                elif user is not None:
                     self._failed(name, reset=True)
                     _, cookie = self.sessions.open(user.name, user.fingerprint)
                     log.info("desk_login", user=user.name, remote=request.remote_addr)
@@ -276,9 +286,10 @@ class Desk:
                     self._set_cookie(response, COOKIE, cookie, self.sessions.max_age_seconds)
                     response.delete_cookie(LOGIN_COOKIE, path=self._url("/"))
                     return response
-                self._failed(name)
-                log.warning("desk_login_failed", user=name, remote=request.remote_addr)
-                problem = "Wrong name or password."
+                else:
+                    self._failed(name)
+                    log.warning("desk_login_failed", user=name, remote=request.remote_addr)
+                    problem = "Wrong name or password."
         html = self._render(
             "login.html", None, csrf=token, next=next_page, problem=problem, title="Log in"
         )
