@@ -109,28 +109,129 @@ class QueuePage:
 
 
 def queue_page(session: Session, chosen: QueueFilter, now: datetime, page_size: int) -> QueuePage:
-    filtered = _filtered(select(Conversation.id), chosen, now)
-    total = session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+    first: list[Conversation] | None = None
+    if chosen.page == 1 and not chosen.team and chosen.sort != "priority":
+        # The first page read first: when it is not full it holds every row of the filter,
+        # and the counts come from it without a second pass over the table (a subject
+        # search, whose LIKE no index serves, reads the conversations once instead of twice).
+        first = _conversations(session, _page_query(chosen, now, 0, page_size))
+        if len(first) < page_size:
+            counts: dict[tuple[str | None, str], int] = {}
+            for c in first:
+                counts[(c.team, c.priority)] = counts.get((c.team, c.priority), 0) + 1
+            return _page(session, first, counts, len(first), 1, now)
+    counts = _counts(session, chosen, now)
+    total = sum(count for (team, _), count in counts.items() if _team_matches(chosen, team))
     pages = max(1, -(-total // page_size))
     page = min(chosen.page, pages)
-    query = (
+    offset = (page - 1) * page_size
+    if chosen.sort == "priority":
+        conversations = _by_priority(session, chosen, now, counts, offset, page_size)
+    elif first is not None and page == 1:
+        conversations = first
+    else:
+        conversations = _conversations(session, _page_query(chosen, now, offset, page_size))
+    return _page(session, conversations, counts, total, pages, now)
+
+
+def _page_query(chosen: QueueFilter, now: datetime, offset: int, limit: int) -> Any:
+    return (
         _filtered(select(Conversation), chosen, now)
-        .options(selectinload(Conversation.tags))
         .order_by(*_order(chosen.sort))
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        .limit(limit)
+        .offset(offset)
     )
-    conversations = list(session.scalars(query))
+
+
+def _page(
+    session: Session,
+    conversations: list[Conversation],
+    counts: Mapping[tuple[str | None, str], int],
+    total: int,
+    pages: int,
+    now: datetime,
+) -> QueuePage:
     senders = first_senders(session, [c.id for c in conversations])
     rows = [QueueRow(c, senders.get(c.id, ""), *sla_state(c, now)) for c in conversations]
-    return QueuePage(rows, total, pages, team_counts(session, chosen, now), now)
+    return QueuePage(rows, total, pages, _per_team(counts), now)
 
 
-def team_counts(session: Session, chosen: QueueFilter, now: datetime) -> list[tuple[str, int]]:
-    """Conversations per team under the same filter but for the team."""
-    team = func.coalesce(Conversation.team, "")
-    query = _filtered(select(team, func.count()), replace(chosen, team=""), now).group_by(team)
-    return sorted(((name, int(count)) for name, count in session.execute(query)), key=_by_count)
+def _counts(
+    session: Session, chosen: QueueFilter, now: datetime
+) -> dict[tuple[str | None, str], int]:
+    """Conversations per team under the filter but for the team, and per priority too when
+    sorted by it ("" otherwise): one statement for the page's total, the counts per team and
+    where each priority's rows start (read from ix_conversations_status_team_priority alone
+    when only the status is chosen)."""
+    c = Conversation
+    by_priority = [c.priority] if chosen.sort == "priority" else []
+    query = _filtered(
+        select(func.count(), c.team, *by_priority), replace(chosen, team=""), now
+    ).group_by(c.team, *by_priority)
+    return {(row[1], row[2] if by_priority else ""): int(row[0]) for row in session.execute(query)}
+
+
+def _team_matches(chosen: QueueFilter, team: str | None) -> bool:
+    if not chosen.team:
+        return True
+    if chosen.team == "none":
+        return team is None
+    return team == chosen.team
+
+
+def _per_team(counts: Mapping[tuple[str | None, str], int]) -> list[tuple[str, int]]:
+    teams: dict[str, int] = {}
+    for (team, _), count in counts.items():
+        teams[team or ""] = teams.get(team or "", 0) + count
+    return sorted(teams.items(), key=_by_count)
+
+
+def _conversations(session: Session, query: Any) -> list[Conversation]:
+    return list(session.scalars(query.options(selectinload(Conversation.tags))))
+
+
+def _by_priority(
+    session: Session,
+    chosen: QueueFilter,
+    now: datetime,
+    counts: Mapping[tuple[str | None, str], int],
+    offset: int,
+    limit: int,
+) -> list[Conversation]:
+    """The page in priority order (then newest activity): each priority's rows read by
+    ix_conversations_status_last_message on their own, from the counts of each, rather than
+    all the filter's rows sorted by a rank computed per row."""
+    c = Conversation
+    per_rank: dict[int, int] = {}
+    for (team, priority), count in counts.items():
+        if _team_matches(chosen, team):
+            rank = _PRIORITY_RANK.get(priority, len(_PRIORITY_RANK))
+            per_rank[rank] = per_rank.get(rank, 0) + count
+    ranked = sorted(_PRIORITY_RANK.items(), key=lambda item: item[1])
+    conversations: list[Conversation] = []
+    for rank in sorted(per_rank):
+        if limit <= 0:
+            break
+        count = per_rank[rank]
+        if offset >= count:
+            offset -= count
+            continue
+        if rank < len(ranked):
+            where = c.priority == ranked[rank][0]
+        else:
+            where = c.priority.not_in(list(_PRIORITY_RANK))
+        found = _conversations(
+            session,
+            _filtered(select(c), chosen, now)
+            .where(where)
+            .order_by(c.last_message_at.desc(), c.id.desc())
+            .limit(limit)
+            .offset(offset),
+        )
+        conversations += found
+        limit -= len(found)
+        offset = 0
+    return conversations
 
 
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:

@@ -117,6 +117,31 @@ class Conversation(Base):
             sqlite_where=text("csat_survey != '' AND csat_sent_at IS NULL"),
             postgresql_where=text("csat_survey != '' AND csat_sent_at IS NULL"),
         ),
+        # The desk's queue (inbox/desk/queue.py): its pages by latest activity and by the
+        # customer's wait, and its counts per team and priority from the index alone.
+        Index("ix_conversations_status_last_message", "status", "last_message_at", "id"),
+        Index("ix_conversations_status_waiting", "status", "last_customer_message_at", "id"),
+        Index("ix_conversations_status_team_priority", "status", "team", "priority", "id"),
+        # Each SLA due time while unmet (inbox/routing/sla.py sla_due_before): breached and
+        # due-soon filters, and the health counts, without reading every conversation.
+        Index(
+            "ix_conversations_first_response_due",
+            "first_response_due",
+            sqlite_where=text("first_response_at IS NULL AND first_response_due IS NOT NULL"),
+            postgresql_where=text("first_response_at IS NULL AND first_response_due IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_next_response_due",
+            "next_response_due",
+            sqlite_where=text("next_response_due IS NOT NULL"),
+            postgresql_where=text("next_response_due IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_resolution_due",
+            "resolution_due",
+            sqlite_where=text("sla_paused_at IS NULL AND resolution_due IS NOT NULL"),
+            postgresql_where=text("sla_paused_at IS NULL AND resolution_due IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
