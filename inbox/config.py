@@ -102,7 +102,7 @@ class SlackSettings(BaseModel):
     bot_token: SecretSource | None = None
     #: Slack's Web API; other values are for tests and proxies.
     api_url: str = "https://slack.com/api/"
-    #: A link to the conversation in pings, e.g. "https://desk.example.com/c/{id}".
+    #: A link to the conversation in pings: the web desk's, "https://desk.example.com/desk/c/{id}".
     desk_url: str = ""
     #: Pings sent side by side (each Slack channel still gets them in order).
     senders: int = Field(default=4, ge=1, le=32)
