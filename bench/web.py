@@ -194,7 +194,7 @@ def run(label: str, url: str, args: argparse.Namespace, folder: Path) -> bool:
         readers=readers,
         users=Users(users_file),
         sessions=Sessions("bench secret", max_age_seconds=3600),
-        ruleset=lambda: rules.current.ruleset,
+        rules=rules,
     )
     server = WebServer({}, host="127.0.0.1", port=0, mounts={"/desk": desk}).start()
     try:

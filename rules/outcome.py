@@ -6,8 +6,9 @@ from __future__ import annotations
 from rules.engine import Evaluation
 
 
-def outcome_lines(evaluation: Evaluation) -> list[str]:
-    """One line per decision, naming its rule; [] when no rule matched."""
+def outcome_lines(evaluation: Evaluation, *, assigned: str = "") -> list[str]:
+    """One line per decision, naming its rule; [] when no rule matched. `assigned`: what the
+    caller knows of who the strategy would pick, put under the assignment's line."""
     decisions = evaluation.decisions
     lines = [f"tag {tag}  (rule {rule})" for tag, rule in decisions.tags.items()]
     lines += [f"untag {tag}  (rule {rule})" for tag, rule in decisions.untags.items()]
@@ -19,6 +20,8 @@ def outcome_lines(evaluation: Evaluation) -> list[str]:
     if decisions.assign:
         assign, rule = decisions.assign
         lines.append(f"assign to {assign.describe()}  (rule {rule})")
+        if assigned:
+            lines.append(assigned)
     lines += [f"notify {n.target()}  (rule {rule})" for n, rule in decisions.notify.values()]
     lines += [
         f"{name} = {found.value}  (rule {found.rule})"

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from inbox.log_setup import configure_logging
 from inbox.store.db import make_engine, make_sessionmaker, normalize_url, upgrade
+from tests.smtp_server import PASSWORD as SMTP_PASSWORD
+from tests.smtp_server import SmtpServer
 
 POSTGRES_URL = os.environ.get(
     "INBOX_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -89,3 +91,11 @@ def log_lines() -> Iterator[io.StringIO]:
     configure_logging("info", "auto", stream)  # a StringIO is not a terminal: JSON
     yield stream
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (STARTTLS, the login its settings() give), ended after."""
+    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    with SmtpServer(tmp_path) as server:
+        yield server

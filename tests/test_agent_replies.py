@@ -28,7 +28,7 @@ from tests.conftest import BACKENDS, Store
 from tests.fake_slack import FakeSlack
 from tests.helpers import mail
 from tests.processes import wait_for
-from tests.smtp_server import PASSWORD, SmtpServer
+from tests.smtp_server import SmtpServer
 
 pytestmark = BACKENDS
 
@@ -63,13 +63,6 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
         fake.add_user("UESKO", name="esko", real_name="Esko Agent")
         fake.add_user("USTRANGER", name="visitor", real_name="Not An Agent")
         yield fake
-
-
-@pytest.fixture
-def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", PASSWORD)
-    with SmtpServer(tmp_path) as server:
-        yield server
 
 
 class Running:

@@ -30,7 +30,6 @@ from rules.holder import RulesInForce
 from tests.conftest import Store
 from tests.helpers import mail
 from tests.processes import wait_for
-from tests.smtp_server import PASSWORD as SMTP_PASSWORD
 from tests.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.slow
@@ -71,13 +70,6 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
-    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
-    with SmtpServer(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

@@ -260,10 +260,9 @@ def _print_outcome(
         return
     from rules.outcome import outcome_lines
 
-    for line in outcome_lines(evaluation):
+    choice = _choice(app, compiled, evaluation, conversation) if decisions.assign else ""
+    for line in outcome_lines(evaluation, assigned=f"  {choice}" if choice else ""):
         click.echo(f"  {line}")
-        if line.startswith("assign to "):
-            click.echo(_choice(app, compiled, evaluation, conversation).removeprefix("\n"))
 
 
 def _choice(
@@ -281,7 +280,7 @@ def _choice(
     facts = evaluation.facts
     if facts.assignee and not (assign.reassign or facts.new_conversation):
         return (
-            f"\n    stays with {facts.assignee}: a follow-up keeps its agent unless the rule says "
+            f"stays with {facts.assignee}: a follow-up keeps its agent unless the rule says "
             "reassign: true"
         )
     try:
@@ -305,10 +304,10 @@ def _choice(
             )
             session.rollback()
     except click.ClickException:
-        return "\n    (the store cannot be read: who would get it depends on agents' loads there)"
+        return "(the store cannot be read: who would get it depends on agents' loads there)"
     skipped = "; ".join(f"{name}: {why}" for name, why in choice.skipped.items())
     who = f"would go to {choice.agent}" if choice.agent else "would wait in the team queue"
-    return f"\n    {who} ({choice.strategy}){'; passed over ' + skipped if skipped else ''}"
+    return f"{who} ({choice.strategy}){'; passed over ' + skipped if skipped else ''}"
 
 
 # -- replay -----------------------------------------------------------------------------------

@@ -30,6 +30,17 @@ class ActionRefused(ValueError):
     pass
 
 
+#: What a handler may raise for the agent to read (the writers' own refusals, as the CLI says
+#: them): the page shows the words, nothing is written.
+REFUSALS: tuple[type[Exception], ...] = (
+    ActionRefused,
+    NoSuchConversation,
+    CannotReply,
+    CannotSnooze,
+    AnswerError,
+)
+
+
 Handler = Callable[..., str]
 
 
@@ -48,14 +59,8 @@ def reply(
     if answer and not text.strip():
         if answers is None:
             raise ActionRefused("there are no canned answers (answers/ beside the rules file)")
-        try:
-            text = canned_answer(session, answers, conversation_id, answer, person).text
-        except AnswerError as error:
-            raise ActionRefused(str(error)) from None
-    try:
-        written = write_reply(session, conversation_id, author=person, text=text, note=note)
-    except (CannotReply, NoSuchConversation) as error:
-        raise ActionRefused(str(error)) from None
+        text = canned_answer(session, answers, conversation_id, answer, person).text
+    written = write_reply(session, conversation_id, author=person, text=text, note=note)
     if note:
         return "Note added."
     return f"Reply queued: it leaves over {written.channel} with the daemon's next pass."
@@ -75,12 +80,9 @@ def assign(
     if agent is None:
         raise ActionRefused(f"{name} is no agent of the rules file")
     assert ruleset is not None
-    try:
-        done = assign_by_person(
-            session, ruleset, conversation_id, agent, team_name=None, person=person, note=""
-        )
-    except NoSuchConversation as error:
-        raise ActionRefused(str(error)) from None
+    done = assign_by_person(
+        session, ruleset, conversation_id, agent, team_name=None, person=person, note=""
+    )
     if not done.changed:
         return f"{name} has it already."
     warning = f" (although {done.warning})" if done.warning else ""
@@ -90,10 +92,7 @@ def assign(
 def unassign(
     session: Session, conversation_id: int, form: Mapping[str, str], *, person: str, **_: Any
 ) -> str:
-    try:
-        done = unassign_by_person(session, conversation_id, person=person)
-    except NoSuchConversation as error:
-        raise ActionRefused(str(error)) from None
+    done = unassign_by_person(session, conversation_id, person=person)
     if not done.changed:
         return "Nobody had it."
     return f"Taken from {done.previous}: it waits in {done.team or 'the'} queue."
@@ -102,10 +101,7 @@ def unassign(
 def close(
     session: Session, conversation_id: int, form: Mapping[str, str], *, person: str, **_: Any
 ) -> str:
-    try:
-        closed = close_by_person(session, conversation_id, person=person)
-    except NoSuchConversation as error:
-        raise ActionRefused(str(error)) from None
+    closed = close_by_person(session, conversation_id, person=person)
     return "Closed." if closed else "It was closed already."
 
 
@@ -119,11 +115,8 @@ def snooze(
     **_: Any,
 ) -> str:
     now = utcnow()
-    try:
-        until = snooze_until(form.get("until", "").strip(), now, zone)
-        snooze_by_person(session, conversation_id, person=person, until=until, now=now)
-    except (CannotSnooze, NoSuchConversation) as error:
-        raise ActionRefused(str(error)) from None
+    until = snooze_until(form.get("until", "").strip(), now, zone)
+    snooze_by_person(session, conversation_id, person=person, until=until, now=now)
     return f"Snoozed until {until.astimezone(zone):%Y-%m-%d %H:%M}."
 
 
@@ -133,7 +126,7 @@ def priority(
     chosen = form.get("priority", "")
     try:
         changed = set_priority_by_person(session, conversation_id, chosen, person=person)
-    except (ValueError, NoSuchConversation) as error:
+    except ValueError as error:  # a priority or tag no rules file could name
         raise ActionRefused(str(error)) from None
     return f"Priority {chosen}." if changed else f"It was {chosen} already."
 
@@ -149,7 +142,7 @@ def tags(
         added, removed = tag_by_person(
             session, conversation_id, add=add, remove=remove, person=person
         )
-    except (ValueError, NoSuchConversation) as error:
+    except ValueError as error:  # a priority or tag no rules file could name
         raise ActionRefused(str(error)) from None
     said = [f"tagged {', '.join(added)}"] if added else []
     said += [f"untagged {', '.join(removed)}"] if removed else []

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from werkzeug.routing import Map, Rule
@@ -28,7 +29,7 @@ from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from inbox.config import DeskSettings
-from inbox.desk.actions import ACTIONS, ActionRefused
+from inbox.desk.actions import ACTIONS, REFUSALS
 from inbox.desk.contacts_page import contact_view, find_contacts
 from inbox.desk.history import conversation_view
 from inbox.desk.queue import CHANNELS, SLA_STATES, SORTS, STATUSES, QueueFilter, queue_page
@@ -82,12 +83,10 @@ class Desk:
         readers: sessionmaker[Session],
         users: Users,
         sessions: Sessions,
-        ruleset: Callable[[], RuleSet | None],
-        answers: Callable[[], Any] | None = None,
         max_body_bytes: int = 1024 * 1024,
         prefix: str = "/desk",
         acted: Callable[[], None] = lambda: None,
-        rules: RulesInForce | None = None,
+        rules: RulesInForce | None,
         languages: Sequence[str] = DEFAULT_LANGUAGES,
     ) -> None:
         self.acted = acted
@@ -99,8 +98,6 @@ class Desk:
         self.readers = readers
         self.users = users
         self.sessions = sessions
-        self.ruleset = ruleset
-        self.answers = answers
         self.max_body_bytes = max_body_bytes
         self._failures: dict[str, tuple[int, float]] = {}
         self._failures_lock = threading.Lock()
@@ -368,7 +365,7 @@ class Desk:
             )
             if view is None:
                 raise NotFound(f"no conversation {conversation_id}")
-            answers = sorted(self.answers().texts) if self.answers is not None else []
+            answers = self.rules.answers.names() if self.rules is not None else []
             html = self._render(
                 "conversation.html",
                 viewer,
@@ -394,13 +391,11 @@ class Desk:
                     request.form,
                     person=viewer.user.name,
                     ruleset=self.ruleset(),
-                    answers=self.answers() if self.answers is not None else None,
+                    answers=self.rules.answers.current() if self.rules is not None else None,
                     zone=viewer.zone,
                 )
-        except ActionRefused as refused:
-            return Response(
-                "", 303, headers={"Location": f"{target}?{urlencode({'problem': str(refused)})}"}
-            )
+        except REFUSALS as refused:
+            return _see(f"{target}?{urlencode({'problem': str(refused)})}")
         log.info("desk_action", action=action, conversation=conversation_id, user=viewer.user.name)
         self.acted()
         return _see(f"{target}?{urlencode({'done': done})}")
@@ -408,7 +403,9 @@ class Desk:
     def _raw(self, request: Request, viewer: Viewer, message_id: int) -> Response:
         """The bytes as they arrived, as a download: never rendered by the browser."""
         with self.readers() as session:
-            record = session.query(RawRecord).filter(RawRecord.message_id == message_id).first()
+            record = session.scalars(
+                select(RawRecord).where(RawRecord.message_id == message_id).limit(1)
+            ).first()
             if record is None:
                 raise NotFound(f"no raw record of message {message_id}")
             name = f"message-{message_id}.{'eml' if record.channel == 'email' else 'json'}"
@@ -550,6 +547,10 @@ class Desk:
             proxy=self.settings.auth == "proxy",
             **values,
         )
+
+    def ruleset(self) -> RuleSet | None:
+        """The rules in force now (a reload shows at the next request)."""
+        return self.rules.current.ruleset if self.rules is not None else None
 
     def _url(self, path: str) -> str:
         return f"{self.prefix}{path}"

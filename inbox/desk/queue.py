@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from inbox.routing.sla import NEVER_DUE, earliest_due, sla_due_before
@@ -303,9 +303,6 @@ def _order(sort: str) -> list[Any]:
         return [c.last_customer_message_at.asc(), c.id]
     if sort == "due":
         return [earliest_due(), c.id]
-    if sort == "priority":
-        rank = case(_PRIORITY_RANK, value=c.priority, else_=len(_PRIORITY_RANK))
-        return [rank, c.last_message_at.desc(), c.id.desc()]
     if sort == "created":
         return [c.id.desc()]
     return [c.last_message_at.desc(), c.id.desc()]

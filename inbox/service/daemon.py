@@ -450,8 +450,6 @@ class Daemon:
             readers=self.wired.readers,
             users=Users(self.settings.desk_users_file),
             sessions=Sessions(secret, max_age_seconds=desk_settings.session_hours * 3600),
-            ruleset=self._ruleset,
-            answers=self.answers.current if self.answers is not None else None,
             max_body_bytes=self.settings.web.max_body_bytes,
             acted=self._desk_acted,
             rules=self.rules,

@@ -4,8 +4,6 @@ answer was lost went out (on SQLite: the store's part is tested on both elsewher
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +18,14 @@ from inbox.store.models import Message, OutboxItem
 from tests.conftest import Store
 from tests.dovecot import Dovecot
 from tests.helpers import conversation_of, ingest, mail, make_pipeline, raw
-from tests.smtp_server import PASSWORD, SmtpServer
+from tests.smtp_server import SmtpServer
 
 PASSWORD_ENV = "INBOX_TEST_IMAP_SENT_PASSWORD"
 
 
-@pytest.fixture
-def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+@pytest.fixture(autouse=True)
+def imap_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "secret")
-    monkeypatch.setenv("INBOX_TEST_SMTP_PASSWORD", PASSWORD)
-    with SmtpServer(tmp_path) as server:
-        yield server
 
 
 def connector(dovecot: Dovecot, smtp: SmtpServer, **overrides: Any) -> ImapConnector:
