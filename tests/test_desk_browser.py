@@ -136,7 +136,9 @@ def test_an_agent_logs_in_sees_the_new_mail_replies_assigns_and_closes(
     browser.find_element(By.NAME, "name").send_keys("aino")
     browser.find_element(By.NAME, "password").send_keys("a wrong password")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    assert "Wrong name or password" in browser.find_element(By.CSS_SELECTOR, ".problem").text
+    # Each wait is for the next page's own words: a look right after a click may see the last.
+    problem = (By.CSS_SELECTOR, ".problem")
+    wait.until(seen.text_to_be_present_in_element(problem, "Wrong name or password"))
     browser.find_element(By.NAME, "name").send_keys("aino")
     browser.find_element(By.NAME, "password").send_keys(LOGIN)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
@@ -189,8 +191,7 @@ def test_an_agent_logs_in_sees_the_new_mail_replies_assigns_and_closes(
     assert "tag tents: rule 'tents'" in browser.find_element(By.CSS_SELECTOR, ".why").text
     browser.find_element(By.NAME, "text").send_keys("Hei Aino, uusi vetoketju lähtee huomenna.")
     browser.find_element(By.CSS_SELECTOR, "button[value=reply]").click()
-    notice = wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
-    assert "Reply queued" in notice.text
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "Reply queued"))
     wait_for(lambda: len(smtp.received) == 1, "the reply at the SMTP server", timeout=30)
     sent = smtp.received[0].message
     assert sent["To"] == "aino.virtanen@example.fi"
@@ -199,10 +200,8 @@ def test_an_agent_logs_in_sees_the_new_mail_replies_assigns_and_closes(
 
     Select(browser.find_element(By.NAME, "agent")).select_by_visible_text("esko")
     browser.find_element(By.XPATH, "//button[text()='Assign']").click()
-    assert (
-        "Assigned to esko"
-        in wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, ".notice"))).text
-    )
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "Assigned to"))
+    assert "Assigned to esko" in browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert browser.find_element(By.CSS_SELECTOR, "dd.assignee").text.startswith("esko")
     browser.find_element(By.XPATH, "//button[text()='Close']").click()
     wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.status"), "closed"))
