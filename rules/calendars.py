@@ -43,6 +43,13 @@ class Calendar:
     subdivision: str = ""
     #: Dated hours instead of the week's: () closes the day.
     exceptions: Mapping[date, Ranges] = field(default_factory=dict, hash=False)
+    #: Each day's open periods in UTC, once worked out: the rules ask "open now?" for every
+    #: message and candidate agent, and the zone arithmetic was most of a rules pass's time
+    #: (measured: 1.2 s of 6.3 s for 10,000 messages). A calendar is made anew when the rules
+    #: file is reloaded, so this never outlives its hours.
+    _days: dict[date, list[tuple[datetime, datetime]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     # -- what a day is -------------------------------------------------------------------------
 
@@ -127,6 +134,14 @@ class Calendar:
             yield pending
 
     def _day_periods(self, day: date) -> list[tuple[datetime, datetime]]:
+        known = self._days.get(day)
+        if known is None:
+            if len(self._days) > 4096:  # a long SLA horizon walked once: keep memory bounded
+                self._days.clear()
+            known = self._days[day] = self._work_out_day(day)
+        return known
+
+    def _work_out_day(self, day: date) -> list[tuple[datetime, datetime]]:
         found = []
         for start, end in self.ranges_on(day):
             begin = _at(day, start, self.zone)

@@ -1,10 +1,16 @@
-"""Language detection over a configured set of candidates, with lingua.
+"""Language detection over a configured set of candidates: CLD2 first, lingua where it is unsure.
 
 Fewer candidates is both faster and surer: a desk that serves Finnish, Estonian and Russian
-customers should not have a short Finnish note come out as Hungarian. The detector is built once
-per candidate set (building it loads the language models) and reads only the first
-`SAMPLE_CHARS` characters: measured here, 0.2 ms a message for 200 characters against 0.37 ms
-for 400, with the same answers on our test mail.
+customers should not have a short Finnish note come out as Hungarian. lingua takes a candidate
+set and is the surest on short texts; CLD2 (pycld2) knows 80 languages at once and is about ten
+times faster, but guesses wrong on short ones. So a text of `CLD2_MIN_CHARS` or more that CLD2
+calls reliably, and wholly, one of the candidates keeps CLD2's answer, and everything else is
+lingua's. Measured (bench/language.py, lingua's held-out test sentences in our seven languages):
+the same answers as lingua alone on every set, at 17 instead of 129 µs for a 200-character text.
+
+The lingua detector is built once per candidate set (building it loads the language models);
+both read only the first `SAMPLE_CHARS` characters: 0.2 ms a message for 200 characters
+against 0.37 ms for 400 with lingua alone, with the same answers on our test mail.
 """
 
 from __future__ import annotations
@@ -13,9 +19,14 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+import pycld2
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
 SAMPLE_CHARS = 200
+#: Below this, CLD2's guesses are too often wrong (a word pair, a short line): lingua decides.
+CLD2_MIN_CHARS = 60
+#: CLD2 must give this share of the text to its top language (a mixed text goes to lingua).
+CLD2_MIN_PERCENT = 90
 _LETTER = re.compile(r"[^\W\d_]")
 #: Below this many letters a guess is noise ("ok", "thanks!").
 MIN_LETTERS = 12
@@ -50,10 +61,28 @@ def detect_language(text: str, candidates: Sequence[str]) -> str:
     sample = text[:SAMPLE_CHARS]
     if len(_LETTER.findall(sample)) < MIN_LETTERS:
         return ""
-    detector = _detector(tuple(sorted(set(candidates))))
+    codes = tuple(sorted(set(candidates)))
+    quick = _cld2_guess(sample, codes)
+    if quick:
+        return quick
+    detector = _detector(codes)
     if detector is None:
         return ""
     found = detector.detect_language_of(sample)
     if found is None:
         return ""
     return found.iso_code_639_1.name.lower()
+
+
+def _cld2_guess(sample: str, candidates: tuple[str, ...]) -> str:
+    """CLD2's answer when it is sure and it is a candidate, else "" (lingua then decides)."""
+    if len(sample) < CLD2_MIN_CHARS:
+        return ""
+    try:
+        reliable, _, found = pycld2.detect(sample)
+    except pycld2.error:  # it refuses some valid text (control characters) as "invalid UTF-8"
+        return ""
+    _, code, percent, _ = found[0]
+    if not reliable or percent < CLD2_MIN_PERCENT or code not in candidates:
+        return ""
+    return str(code)
