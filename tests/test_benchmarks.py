@@ -36,6 +36,10 @@ SMOKE_RUNS: dict[str, tuple[list[str], list[str]]] = {
         ["--messages", "40", "--batch-size", "20", "--workers", "1", "--postgres", POSTGRES_URL],
         ["pipeline into SQLite, one process", "pipeline into PostgreSQL", "store holds all"],
     ),
+    "language.py": (
+        ["--per-cell", "20"],
+        ["CLD2 first, then lingua (ours)", "as well as lingua alone on every kind of text"],
+    ),
     "notify.py": (
         ["--assignments", "20", "--agents", "3"],
         ["exactly once: yes"],
