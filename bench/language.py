@@ -41,28 +41,14 @@ Detector = Callable[[str], str]
 
 
 def lingua_alone(candidates: tuple[str, ...]) -> Detector:
-    detector = language._detector(candidates)
-    assert detector is not None
-
-    def detect(text: str) -> str:
-        found = detector.detect_language_of(text[: language.SAMPLE_CHARS])
-        return found.iso_code_639_1.name.lower() if found else ""
-
-    return detect
+    return lambda text: language.lingua_guess(text[: language.SAMPLE_CHARS], candidates)
 
 
 def cld2_alone(candidates: tuple[str, ...]) -> Detector:
-    import pycld2
-
-    def detect(text: str) -> str:
-        try:
-            reliable, _, found = pycld2.detect(text[: language.SAMPLE_CHARS])
-        except pycld2.error:
-            return ""
-        code = found[0][1]
-        return code if reliable and code in candidates else ""
-
-    return detect
+    """CLD2 on every text, however short or mixed: what it would answer on its own."""
+    return lambda text: language.cld2_guess(
+        text[: language.SAMPLE_CHARS], candidates, min_chars=0, min_percent=0
+    )
 
 
 def ours(candidates: tuple[str, ...]) -> Detector:

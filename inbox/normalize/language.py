@@ -58,31 +58,44 @@ def _detector(codes: tuple[str, ...]) -> LanguageDetector | None:
 
 def detect_language(text: str, candidates: Sequence[str]) -> str:
     """ISO 639-1 code of the text's language among `candidates`, or "" when unsure."""
-    sample = text[:SAMPLE_CHARS]
+    sample = _encodable(text[:SAMPLE_CHARS])
     if len(_LETTER.findall(sample)) < MIN_LETTERS:
         return ""
     codes = tuple(sorted(set(candidates)))
-    quick = _cld2_guess(sample, codes)
-    if quick:
-        return quick
-    detector = _detector(codes)
-    if detector is None:
-        return ""
-    found = detector.detect_language_of(sample)
-    if found is None:
-        return ""
-    return found.iso_code_639_1.name.lower()
+    return cld2_guess(sample, codes) or lingua_guess(sample, codes)
 
 
-def _cld2_guess(sample: str, candidates: tuple[str, ...]) -> str:
+def _encodable(sample: str) -> str:
+    """Neither detector takes a lone surrogate (text decoded with surrogateescape): both raise."""
+    try:
+        sample.encode("utf-8")
+    except UnicodeEncodeError:
+        return sample.encode("utf-8", "replace").decode("utf-8")
+    return sample
+
+
+def lingua_guess(sample: str, candidates: tuple[str, ...]) -> str:
+    """lingua's answer among the candidates (sorted, unique), or "" when it is unsure."""
+    detector = _detector(candidates)
+    found = detector.detect_language_of(sample) if detector is not None else None
+    return found.iso_code_639_1.name.lower() if found is not None else ""
+
+
+def cld2_guess(
+    sample: str,
+    candidates: tuple[str, ...],
+    *,
+    min_chars: int = CLD2_MIN_CHARS,
+    min_percent: int = CLD2_MIN_PERCENT,
+) -> str:
     """CLD2's answer when it is sure and it is a candidate, else "" (lingua then decides)."""
-    if len(sample) < CLD2_MIN_CHARS:
+    if len(sample) < min_chars:
         return ""
     try:
         reliable, _, found = pycld2.detect(sample)
     except pycld2.error:  # it refuses some valid text (control characters) as "invalid UTF-8"
         return ""
     _, code, percent, _ = found[0]
-    if not reliable or percent < CLD2_MIN_PERCENT or code not in candidates:
+    if not reliable or percent < min_percent or code not in candidates:
         return ""
     return str(code)
